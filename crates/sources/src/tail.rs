@@ -533,6 +533,10 @@ impl FileTailer {
         self.check_live(&mut stats);
         self.discover(&paths, &mut stats);
         self.read_all(out, &mut stats);
+        // Counted while this poll ran (files opened on rotation or discovery).
+        let during = std::mem::take(&mut self.pending);
+        stats.files_opened += during.files_opened;
+        stats.errors.extend(during.errors);
         Ok(stats)
     }
 
@@ -650,18 +654,19 @@ impl FileTailer {
                 } else {
                     o.quiet_polls = 0;
                 }
-                // Only a budget-limited old file holds back the new one; a
-                // straggler written to the old file later may interleave.
-                if !at_end {
-                    blocked.push(o.path.clone());
-                }
                 // Quiet for a whole poll interval after its end: the writer
-                // has moved on.
+                // has moved on; a last line without newline is flushed.
                 if o.quiet_polls >= 2 {
                     if let Some(item) = o.reader.finish() {
                         push_line(out, stats, &o.path, o.key, item);
                     }
                     done.push(i);
+                } else if !at_end || o.reader.pending_len() > 0 {
+                    // Unread data or a held partial line in the old file:
+                    // the new one waits, so the path's lines stay in order.
+                    // (A straggler written to the old file after its end
+                    // was seen may still come after new-file lines.)
+                    blocked.push(o.path.clone());
                 }
             }
         }
