@@ -1,0 +1,484 @@
+//! Named-capture patterns: user `parsers:` entries and builtin sets, compiled
+//! into one multi-pattern matcher per program filter.
+//!
+//! Matching is two steps. A regex-automata `meta::Regex` built from all
+//! applicable patterns at once (`MatchKind::All`, overlapping search) tells
+//! in a single lazy-DFA pass which patterns match; the lowest index wins, so
+//! the first declared pattern has priority and builtin sets come after user
+//! patterns. Then only the winner's own compiled regex runs to extract
+//! captures (with its own literal prefilter and one-pass engine). A single
+//! leftmost-first search could not give index priority: it prefers the match
+//! that starts first in the line, whatever its pattern.
+//!
+//! Patterns with a `program` filter only apply to syslog lines of that
+//! program. Filters that match one program form a chain of prefixes
+//! (`sshd` ⊂ `sshd(pam_unix)`), so one matcher per distinct filter (holding
+//! the unfiltered patterns plus every filter that is a prefix of it) covers
+//! every case without building matchers at run time.
+//!
+//! This module does not decide what a line is (JSON, syslog, text); it gets
+//! a haystack and fills fields.
+
+use std::collections::BTreeMap;
+
+use regex::{CaptureLocations, Regex, RegexBuilder};
+use regex_automata::meta;
+use regex_automata::{Input, MatchKind, PatternSet};
+use secmon_core::{Fields, Str, Timestamp, Value};
+
+use crate::config::{FieldType, PatternConfig, TimeFormat, TimestampCapture};
+use crate::error::{ConfigError, ParseError};
+use crate::fields::{Aliases, Kind, convert, put, valid_path, valid_segment};
+use crate::timefmt::TimeParser;
+
+/// Compiled-program size limit for one pattern (the regex crate's default
+/// is 10 MiB; user patterns get less so a pathological one fails loudly at
+/// configuration time instead of costing memory per thread).
+const PATTERN_SIZE_LIMIT: usize = 2 << 20;
+/// Limit for the combined multi-pattern automaton.
+const SET_SIZE_LIMIT: usize = 32 << 20;
+
+/// Capture names that become top-level fields rather than `fields.<name>`.
+const TOP_LEVEL: [&str; 4] = ["level", "service", "event", "message"];
+
+/// A pattern before compilation: a user [`PatternConfig`] or a builtin.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub index: u32,
+    pub name: String,
+    /// Error path prefix, e.g. `parsers[3]`.
+    pub field: String,
+    pub pattern: String,
+    pub event: Option<String>,
+    pub program: Option<String>,
+    pub ts: Option<TimestampCapture>,
+    pub types: BTreeMap<String, Kind>,
+    pub statics: Vec<(String, Value)>,
+    pub post: Option<fn(&mut Fields)>,
+}
+
+impl Spec {
+    pub(crate) fn from_config(index: usize, c: &PatternConfig) -> Spec {
+        Spec {
+            index: index as u32,
+            name: c.name.clone(),
+            field: format!("parsers[{index}]"),
+            pattern: c.pattern.clone(),
+            event: c.event.clone(),
+            program: c.program.clone(),
+            ts: c.timestamp.clone(),
+            types: c
+                .types
+                .iter()
+                .map(|(k, t)| (k.clone(), Kind::Typed(*t)))
+                .collect(),
+            statics: c
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Str(Str::from(v.as_str()))))
+                .collect(),
+            post: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CapPlan {
+    group: usize,
+    key: Str,
+    kind: Kind,
+    renamed: bool,
+}
+
+#[derive(Debug)]
+struct TsPlan {
+    group: usize,
+    name: String,
+    time: TimeParser,
+}
+
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub index: u32,
+    pub name: Str,
+    program: Option<String>,
+    re: Regex,
+    caps: Vec<CapPlan>,
+    ts: Option<TsPlan>,
+    event: Option<Value>,
+    statics: Vec<(Str, Value)>,
+    post: Option<fn(&mut Fields)>,
+}
+
+/// Checks and compiles one pattern, appending every problem to `errs`.
+pub(crate) fn compile(
+    spec: &Spec,
+    aliases: &Aliases,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Compiled> {
+    let before = errs.len();
+    let f = &spec.field;
+    if spec.name.trim().is_empty() {
+        errs.push(ConfigError::new(format!("{f}.name"), "must not be empty"));
+    }
+    if let Some(p) = &spec.program
+        && (p.is_empty() || p.contains(char::is_whitespace))
+    {
+        errs.push(ConfigError::new(
+            format!("{f}.program"),
+            "must be a non-empty program name without spaces",
+        ));
+    }
+    if let Some(e) = &spec.event
+        && !valid_path(e)
+    {
+        errs.push(ConfigError::new(
+            format!("{f}.event"),
+            format!(
+                "invalid event name {e:?}: dotted segments of letters, digits, '_', '-' or '@'"
+            ),
+        ));
+    }
+    let re = match RegexBuilder::new(&spec.pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+    {
+        Ok(re) => Some(re),
+        Err(e) => {
+            errs.push(ConfigError::new(format!("{f}.pattern"), e.to_string()));
+            None
+        }
+    };
+    let ts_cfg = spec.ts.clone();
+    let ts_name = ts_cfg
+        .as_ref()
+        .map_or("timestamp", |t| t.field.as_str())
+        .to_string();
+    let ts_time = match TimeParser::new(ts_cfg.as_ref().map_or(&TimeFormat::Auto, |t| &t.format)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errs.push(ConfigError::new(format!("{f}.timestamp.format"), e));
+            None
+        }
+    };
+    let mut statics = Vec::with_capacity(spec.statics.len());
+    for (k, v) in &spec.statics {
+        if !valid_path(k) {
+            errs.push(ConfigError::new(
+                format!("{f}.fields.{k}"),
+                "invalid field name: dotted segments of letters, digits, '_', '-' or '@'",
+            ));
+        } else if k == "timestamp" {
+            errs.push(ConfigError::new(
+                format!("{f}.fields.{k}"),
+                "the event time cannot be a static field; capture it",
+            ));
+        } else {
+            statics.push((Str::from(k.as_str()), v.clone()));
+        }
+    }
+    let re = re?;
+    let names: Vec<(usize, &str)> = re
+        .capture_names()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|n| (i, n)))
+        .collect();
+    let has = |n: &str| names.iter().any(|(_, x)| *x == n);
+    let list = || {
+        let v: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    if ts_cfg.is_some() && !has(&ts_name) {
+        errs.push(ConfigError::new(
+            format!("{f}.timestamp.field"),
+            format!(
+                "the pattern has no capture named {ts_name:?} (captures: {})",
+                list()
+            ),
+        ));
+    }
+    for k in spec.types.keys() {
+        if !has(k) {
+            errs.push(ConfigError::new(
+                format!("{f}.types.{k}"),
+                format!(
+                    "the pattern has no capture named {k:?} (captures: {})",
+                    list()
+                ),
+            ));
+        } else if *k == ts_name {
+            errs.push(ConfigError::new(
+                format!("{f}.types.{k}"),
+                "the timestamp capture is read with timestamp.format, not a type",
+            ));
+        }
+    }
+    let mut caps = Vec::new();
+    let mut ts = None;
+    for &(group, name) in &names {
+        if name == ts_name {
+            if let Some(time) = ts_time.clone() {
+                ts = Some(TsPlan {
+                    group,
+                    name: name.to_string(),
+                    time,
+                });
+            }
+            continue;
+        }
+        if !name.split('.').all(valid_segment) {
+            errs.push(ConfigError::new(
+                format!("{f}.pattern"),
+                format!("capture name {name:?} is not a field name: dotted segments of letters, digits, '_', '-' or '@'"),
+            ));
+            continue;
+        }
+        let (key, renamed) = if TOP_LEVEL.contains(&name) {
+            (name.to_string(), false)
+        } else {
+            let (p, r) = aliases.rename_path(name);
+            (format!("fields.{p}"), r)
+        };
+        let kind = spec
+            .types
+            .get(name)
+            .copied()
+            .unwrap_or(Kind::Typed(FieldType::String));
+        caps.push(CapPlan {
+            group,
+            key: Str::from(key),
+            kind,
+            renamed,
+        });
+    }
+    if errs.len() > before {
+        return None;
+    }
+    Some(Compiled {
+        index: spec.index,
+        name: Str::from(spec.name.as_str()),
+        program: spec.program.clone(),
+        re,
+        caps,
+        ts,
+        event: spec.event.as_deref().map(Value::from),
+        statics,
+        post: spec.post,
+    })
+}
+
+/// Does syslog program `prog` fall under filter `filter`: equal, or `filter`
+/// followed by a non-alphanumeric character (`sshd` → `sshd(pam_unix)`).
+pub(crate) fn program_matches(prog: &str, filter: &str) -> bool {
+    prog.len() >= filter.len()
+        && prog.as_bytes()[..filter.len()] == *filter.as_bytes()
+        && prog
+            .as_bytes()
+            .get(filter.len())
+            .is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+#[derive(Debug)]
+struct Matcher {
+    set: meta::Regex,
+    /// Matcher-local pattern id → position in `PatternSet::patterns`.
+    map: Vec<u32>,
+}
+
+impl Matcher {
+    fn build(
+        patterns: &[Compiled],
+        select: impl Fn(&Compiled) -> bool,
+    ) -> Result<Option<Matcher>, String> {
+        let mut map = Vec::new();
+        let mut pats = Vec::new();
+        for (pos, p) in patterns.iter().enumerate() {
+            if select(p) {
+                map.push(pos as u32);
+                pats.push(p.re.as_str());
+            }
+        }
+        if pats.is_empty() {
+            return Ok(None);
+        }
+        let set = meta::Regex::builder()
+            .configure(
+                meta::Config::new()
+                    .match_kind(MatchKind::All)
+                    .nfa_size_limit(Some(SET_SIZE_LIMIT)),
+            )
+            .build_many(&pats)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(Matcher { set, map }))
+    }
+}
+
+/// Per-context scratch space, so that matching allocates nothing per line.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    owner: u64,
+    set: Option<PatternSet>,
+    locs: Vec<Option<CaptureLocations>>,
+}
+
+/// All patterns of one parser.
+#[derive(Debug)]
+pub(crate) struct Patterns {
+    id: u64,
+    pub(crate) patterns: Vec<Compiled>,
+    text: Option<Matcher>,
+    /// Longest filter first, so the first hit is the most specific.
+    by_program: Vec<(String, Matcher)>,
+}
+
+impl Patterns {
+    pub(crate) fn build(id: u64, patterns: Vec<Compiled>) -> Result<Patterns, String> {
+        let text = Matcher::build(&patterns, |p| p.program.is_none())?;
+        let mut filters: Vec<String> = patterns.iter().filter_map(|p| p.program.clone()).collect();
+        filters.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        filters.dedup();
+        let mut by_program = Vec::with_capacity(filters.len());
+        for f in filters {
+            let m = Matcher::build(&patterns, |p| match &p.program {
+                None => true,
+                Some(q) => program_matches(&f, q),
+            })?;
+            if let Some(m) = m {
+                by_program.push((f, m));
+            }
+        }
+        Ok(Patterns {
+            id,
+            patterns,
+            text,
+            by_program,
+        })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Finds the highest-priority pattern matching `hay` among those that
+    /// apply to `program` (`None`: not a syslog line) and fills its capture
+    /// locations in `scratch`. Returns its position.
+    pub(crate) fn find(
+        &self,
+        hay: &str,
+        program: Option<&str>,
+        scratch: &mut Scratch,
+    ) -> Option<usize> {
+        let matcher = match program {
+            Some(prog) => self
+                .by_program
+                .iter()
+                .find(|(f, _)| program_matches(prog, f))
+                .map(|(_, m)| m)
+                .or(self.text.as_ref()),
+            None => self.text.as_ref(),
+        }?;
+        if scratch.owner != self.id || scratch.locs.len() != self.patterns.len() {
+            scratch.owner = self.id;
+            scratch.set = Some(PatternSet::new(self.patterns.len()));
+            scratch.locs = (0..self.patterns.len()).map(|_| None).collect();
+        }
+        let set = scratch
+            .set
+            .get_or_insert_with(|| PatternSet::new(self.patterns.len()));
+        set.clear();
+        matcher.set.which_overlapping_matches(&Input::new(hay), set);
+        let local = set.iter().next()?;
+        let pos = *matcher.map.get(local.as_usize())? as usize;
+        let p = self.patterns.get(pos)?;
+        let slot = scratch.locs.get_mut(pos)?;
+        let locs = slot.get_or_insert_with(|| p.re.capture_locations());
+        p.re.captures_read(locs, hay)?;
+        Some(pos)
+    }
+
+    /// Writes the fields of the match found by [`find`](Self::find) and
+    /// returns the captured event time, if the pattern has one.
+    pub(crate) fn apply(
+        &self,
+        pos: usize,
+        hay: &str,
+        scratch: &Scratch,
+        fields: &mut Fields,
+    ) -> Result<Option<Timestamp>, ParseError> {
+        let (Some(p), Some(Some(locs))) = (self.patterns.get(pos), scratch.locs.get(pos)) else {
+            return Ok(None);
+        };
+        for (k, v) in &p.statics {
+            fields.insert(k.clone(), v.clone());
+        }
+        if let Some(ev) = &p.event {
+            fields.insert("event", ev.clone());
+        }
+        for c in &p.caps {
+            let Some((s, e)) = locs.get(c.group) else {
+                continue;
+            };
+            let text = hay.get(s..e).unwrap_or("");
+            let v = convert(text, c.kind).map_err(|expected| ParseError::BadField {
+                field: c.key.to_string(),
+                value: secmon_core::time::truncate(text),
+                expected,
+            })?;
+            put(fields, &c.key, v, c.renamed);
+        }
+        let mut time = None;
+        if let Some(ts) = &p.ts
+            && let Some((s, e)) = locs.get(ts.group)
+        {
+            let text = hay.get(s..e).unwrap_or("");
+            time = Some(
+                ts.time
+                    .parse_str(text)
+                    .map_err(|reason| ParseError::BadTimestamp {
+                        field: ts.name.clone(),
+                        value: secmon_core::time::truncate(text),
+                        reason,
+                    })?,
+            );
+        }
+        if let Some(post) = p.post {
+            post(fields);
+        }
+        Ok(time)
+    }
+
+    /// The name of the timestamp capture of the pattern at `pos`, for the
+    /// missing-timestamp error of text lines.
+    pub(crate) fn ts_name(&self, pos: usize) -> String {
+        self.patterns
+            .get(pos)
+            .and_then(|p| p.ts.as_ref())
+            .map_or_else(|| "timestamp".to_string(), |t| t.name.clone())
+    }
+
+    pub(crate) fn name_of(&self, index: u32) -> Option<&str> {
+        self.patterns
+            .iter()
+            .find(|p| p.index == index)
+            .map(|p| p.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_filter_boundaries() {
+        assert!(program_matches("sshd", "sshd"));
+        assert!(program_matches("sshd(pam_unix)", "sshd"));
+        assert!(program_matches("sshd-session", "sshd"));
+        assert!(!program_matches("sshd2", "sshd"));
+        assert!(!program_matches("ssh", "sshd"));
+        assert!(!program_matches("xsshd", "sshd"));
+    }
+}
