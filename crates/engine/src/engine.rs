@@ -1,0 +1,762 @@
+//! The [`Engine`]: runs a [`Ruleset`] over a stream of events on event time.
+//!
+//! Arriving events go through the lateness buffer ([`crate::reorder`]);
+//! released events (in time order) update the derived metrics and are handed,
+//! by event-name dispatch, only to the rules that can match them. Timers —
+//! resolve and absence deadlines, metric ticks — run interleaved with the
+//! released events in time order, so the verdicts of one call come out in
+//! event-time order and replaying a file gives the same verdicts as watching
+//! it live.
+//!
+//! The engine is pure: no IO, no threads, no clock. `advance_to(now)` is how
+//! the caller says wall time moved while nothing arrived; `flush()` is the
+//! end of a replay. It does not dedup, notify or remember alerts.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
+use secmon_core::{Event, FieldPath, Str, Timestamp, Value};
+
+use crate::config::EngineConfig;
+use crate::detector::NONE;
+use crate::detector::absence::AbsenceState;
+use crate::detector::distinct::DistinctState;
+use crate::detector::metric::{MetricState, Transition};
+use crate::detector::threshold::{ThresholdState, weight_of};
+use crate::groups::{GroupTable, KEY_SEP};
+use crate::metric_expr::{Func, MetricExpr};
+use crate::metrics::{MetricSample, Store};
+use crate::reorder::Reorder;
+use crate::rule::{Detector, Ruleset};
+use crate::verdict::{Fire, Resolve, Verdict};
+
+/// Counters for one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Events that matched the condition and had every group_by field.
+    pub matched: u64,
+    pub fired: u64,
+    pub resolved: u64,
+    /// Matching events lacking a group_by field (not counted as matched).
+    pub ungrouped: u64,
+    pub groups_live: u64,
+    /// Groups dropped by the max_groups cap (idle sweeps are not counted).
+    pub groups_evicted: u64,
+}
+
+/// Counters for the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events_in: u64,
+    /// Arrived older than the watermark; not seen by detectors or metrics.
+    pub late_events: u64,
+    /// Released to detectors and metrics.
+    pub released: u64,
+    /// Waiting in the lateness buffer.
+    pub buffered: u64,
+    /// Per rule, in ruleset order.
+    pub rules: Vec<RuleStats>,
+}
+
+/// Per-rule runtime state.
+#[derive(Debug)]
+enum RuleRt {
+    Off,
+    Single,
+    Threshold(GroupTable<ThresholdState>),
+    Distinct(GroupTable<DistinctState>),
+    Absence(GroupTable<AbsenceState>),
+    Metric(MetricState),
+}
+
+/// A resolve or absence deadline. The heap holds at most one live entry per
+/// group; entries made stale by newer events are re-checked when popped
+/// (re-pushed at the group's current deadline, or dropped).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Deadline {
+    at: i64,
+    rule: u32,
+    key: Str,
+}
+
+/// Event name → indices of the rules (or metrics) that can match it, each list
+/// already merged with the rules that match any name, in index order.
+#[derive(Debug, Default)]
+struct Dispatch {
+    by_name: HashMap<Str, Box<[u32]>, FxBuildHasher>,
+    always: Box<[u32]>,
+}
+
+impl Dispatch {
+    fn build<'a>(conds: impl Iterator<Item = (usize, Option<Vec<Str>>)> + 'a) -> Dispatch {
+        let mut named: Vec<(usize, Vec<Str>)> = Vec::new();
+        let mut always = Vec::new();
+        for (i, names) in conds {
+            match names {
+                Some(n) => named.push((i, n)),
+                None => always.push(i as u32),
+            }
+        }
+        let mut by_name: HashMap<Str, Vec<u32>, FxBuildHasher> =
+            HashMap::with_hasher(FxBuildHasher);
+        for (i, names) in &named {
+            for n in names {
+                let v = by_name.entry(n.clone()).or_insert_with(|| always.clone());
+                if !v.contains(&(*i as u32)) {
+                    v.push(*i as u32);
+                }
+            }
+        }
+        Dispatch {
+            by_name: by_name
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort_unstable();
+                    (k, v.into_boxed_slice())
+                })
+                .collect(),
+            always: always.into_boxed_slice(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, name: Option<&str>) -> &[u32] {
+        match name.and_then(|n| self.by_name.get(n)) {
+            Some(v) => v,
+            None => &self.always,
+        }
+    }
+}
+
+/// The rule engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    rs: Arc<Ruleset>,
+    cfg: EngineConfig,
+    rules: Vec<RuleRt>,
+    stats: Vec<RuleStats>,
+    dispatch: Dispatch,
+    metric_dispatch: Dispatch,
+    stores: Vec<Store>,
+    buffer: Reorder,
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+    /// Metric rule indices; ticks run only when there is one.
+    metric_rules: Vec<usize>,
+    /// Next metric tick (a multiple of eval_interval), once time started.
+    next_tick: Option<i64>,
+    /// Ticks may be skipped over data-less stretches only when every metric
+    /// expression reads windows (a bare gauge can be true without new data).
+    windowed_only: bool,
+    /// Longest metric window, rounded up to buckets, plus one bucket of margin.
+    skip_horizon: i64,
+    /// Time of the newest metric observation.
+    last_metric_data: Option<i64>,
+    clock_started: bool,
+    /// Newest event time accepted (not late).
+    max_time: Option<i64>,
+    /// Newest time released or reached by a timer; "now" for snapshots.
+    latest: i64,
+    events_in: u64,
+    late_events: u64,
+    released: u64,
+    /// Scratch for group keys, reused so a lookup allocates nothing.
+    key: String,
+}
+
+/// `ceil(t / step) * step`.
+fn ceil_to(t: i64, step: i64) -> i64 {
+    let f = t.div_euclid(step).saturating_mul(step);
+    if f == t { t } else { f.saturating_add(step) }
+}
+
+impl Engine {
+    pub fn new(ruleset: Arc<Ruleset>, cfg: EngineConfig) -> Engine {
+        // Normalize rather than panic: a zero step would never advance.
+        let mut cfg = cfg;
+        if cfg.eval_interval.as_millis() <= 0 {
+            cfg.eval_interval = EngineConfig::default().eval_interval;
+        }
+        cfg.max_groups = cfg.max_groups.max(1);
+        let step = cfg.eval_interval.as_millis();
+        let rules: Vec<RuleRt> = ruleset
+            .rules()
+            .iter()
+            .map(|r| {
+                if !r.enabled() {
+                    return RuleRt::Off;
+                }
+                match r.detector() {
+                    Detector::Single => RuleRt::Single,
+                    Detector::Threshold { .. } => {
+                        RuleRt::Threshold(GroupTable::new(cfg.max_groups))
+                    }
+                    Detector::Distinct { .. } => RuleRt::Distinct(GroupTable::new(cfg.max_groups)),
+                    Detector::Absence { .. } => RuleRt::Absence(GroupTable::new(cfg.max_groups)),
+                    Detector::Metric { .. } => RuleRt::Metric(MetricState::default()),
+                }
+            })
+            .collect();
+        let dispatch = Dispatch::build(
+            ruleset
+                .rules()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.enabled() && !matches!(r.detector(), Detector::Metric { .. }))
+                .map(|(i, r)| (i, r.condition().event_names())),
+        );
+        let metric_dispatch = Dispatch::build(
+            ruleset
+                .metrics()
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i, m.condition.event_names())),
+        );
+        let mut spans = vec![0i64; ruleset.metrics().len()];
+        let mut metric_rules = Vec::new();
+        let mut windowed_only = true;
+        let mut max_window = 0i64;
+        for (i, r) in ruleset.rules().iter().enumerate() {
+            if let (true, Detector::Metric { expr, .. }) = (r.enabled(), r.detector()) {
+                metric_rules.push(i);
+                for c in expr.comparisons() {
+                    if let Some(s) = spans.get_mut(c.metric_idx) {
+                        *s = (*s).max(c.window.as_millis());
+                    }
+                    windowed_only &= c.func != Func::Current;
+                    max_window = max_window.max(c.window.as_millis());
+                }
+            }
+        }
+        let stores = ruleset
+            .metrics()
+            .iter()
+            .zip(&spans)
+            .map(|(m, span)| Store::new(m.name.clone(), m.kind, step, *span))
+            .collect();
+        let n = rules.len();
+        Engine {
+            cfg,
+            rules,
+            stats: vec![RuleStats::default(); n],
+            dispatch,
+            metric_dispatch,
+            stores,
+            buffer: Reorder::new(cfg.lateness.as_millis()),
+            deadlines: BinaryHeap::new(),
+            metric_rules,
+            next_tick: None,
+            windowed_only,
+            skip_horizon: ceil_to(max_window, step).saturating_add(step),
+            last_metric_data: None,
+            clock_started: false,
+            max_time: None,
+            latest: i64::MIN,
+            events_in: 0,
+            late_events: 0,
+            released: 0,
+            key: String::with_capacity(64),
+            rs: ruleset,
+        }
+    }
+
+    pub fn ruleset(&self) -> &Arc<Ruleset> {
+        &self.rs
+    }
+
+    /// Current watermark (`Timestamp::MIN` before anything arrived).
+    pub fn watermark(&self) -> Timestamp {
+        Timestamp(self.buffer.watermark())
+    }
+
+    /// Takes one event in arrival order.
+    pub fn observe(&mut self, ev: Event, out: &mut Vec<Verdict>) {
+        self.events_in += 1;
+        let t = ev.time.as_millis();
+        if self.buffer.push(ev).is_err() {
+            self.late_events += 1;
+            return;
+        }
+        self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
+        let w = self.buffer.watermark();
+        self.run(w, false, out);
+    }
+
+    /// Wall time moved to `now` (live idle tick): the watermark rises to at
+    /// least `now − lateness`, releasing events and running due timers.
+    pub fn advance_to(&mut self, now: Timestamp, out: &mut Vec<Verdict>) {
+        self.buffer.raise(
+            now.as_millis()
+                .saturating_sub(self.cfg.lateness.as_millis()),
+        );
+        let w = self.buffer.watermark();
+        if !self.clock_started {
+            self.start_clock(w);
+        }
+        self.run(w, false, out);
+    }
+
+    /// End of input: releases everything, then runs metric ticks up to
+    /// `floor_to(max_time, eval_interval)` and deadlines up to `max_time` —
+    /// not beyond, so a replay does not invent a future.
+    pub fn flush(&mut self, out: &mut Vec<Verdict>) {
+        let bound = match self.max_time {
+            Some(m) => m.max(self.buffer.watermark()),
+            None => self.buffer.watermark(),
+        };
+        self.run(bound.saturating_add(1), true, out);
+        self.buffer.raise(bound);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let mut rules = self.stats.clone();
+        for (s, rt) in rules.iter_mut().zip(&self.rules) {
+            let (live, evicted) = match rt {
+                RuleRt::Threshold(t) => (t.len(), t.evicted),
+                RuleRt::Distinct(t) => (t.len(), t.evicted),
+                RuleRt::Absence(t) => (t.len(), t.evicted),
+                _ => (0, 0),
+            };
+            s.groups_live = live as u64;
+            s.groups_evicted = evicted;
+        }
+        EngineStats {
+            events_in: self.events_in,
+            late_events: self.late_events,
+            released: self.released,
+            buffered: self.buffer.len() as u64,
+            rules,
+        }
+    }
+
+    pub fn metrics_snapshot(&self) -> Vec<MetricSample> {
+        self.stores.iter().map(|s| s.sample(self.latest)).collect()
+    }
+
+    /// Bytes of one threshold group entry in its table (key, last-seen time,
+    /// state), excluding hash-control bytes and spilled windows.
+    pub fn threshold_group_bytes() -> usize {
+        GroupTable::<ThresholdState>::entry_size()
+    }
+
+    /// Same for distinct and absence groups.
+    pub fn distinct_group_bytes() -> usize {
+        GroupTable::<DistinctState>::entry_size()
+    }
+    pub fn absence_group_bytes() -> usize {
+        GroupTable::<AbsenceState>::entry_size()
+    }
+
+    /// Releases events (all of them when `all`, else those `<= watermark`)
+    /// and runs timers `< bound`, all interleaved in time order. At equal
+    /// times events go first: an event at a deadline cancels it, and an
+    /// event at a tick is inside that tick's window.
+    fn run(&mut self, bound: i64, all: bool, out: &mut Vec<Verdict>) {
+        let w = self.buffer.watermark();
+        loop {
+            let ev_t = self.buffer.front_time().filter(|&t| all || t <= w);
+            let limit = ev_t.unwrap_or(bound);
+            self.skip_idle_ticks(limit);
+            let dl = self.deadlines.peek().map(|d| d.0.at);
+            let tick = if self.metric_rules.is_empty() {
+                None
+            } else {
+                self.next_tick
+            };
+            let timer = match (dl, tick) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match timer {
+                Some(tm) if tm < limit => {
+                    if dl == Some(tm) {
+                        self.pop_deadline(out);
+                    } else {
+                        self.tick(tm, out);
+                    }
+                }
+                _ => match ev_t {
+                    Some(_) => {
+                        if let Some(ev) = self.buffer.pop_front() {
+                            self.release(ev, out);
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        self.latest = self.latest.max(w.min(bound));
+        self.sweep(w);
+    }
+
+    /// Global absence rules start their silence clock at the first time the
+    /// engine knows (first released event, or first advance_to).
+    fn start_clock(&mut self, t: i64) {
+        if t == i64::MIN {
+            return;
+        }
+        self.clock_started = true;
+        for (i, r) in self.rs.rules().iter().enumerate() {
+            if let (RuleRt::Absence(table), Detector::Absence { window }) =
+                (&mut self.rules[i], r.detector())
+                && r.group_by().is_empty()
+            {
+                let (_, created) = table.touch("", t, AbsenceState::default);
+                if created {
+                    self.deadlines.push(Reverse(Deadline {
+                        at: t.saturating_add(window.as_millis()),
+                        rule: i as u32,
+                        key: Str::default(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Jumps the metric tick past stretches where nothing can be true:
+    /// every metric rule idle, only windowed functions, and no data within
+    /// the longest window. Results are the same as ticking through them.
+    fn skip_idle_ticks(&mut self, limit: i64) {
+        let Some(next) = self.next_tick else { return };
+        if next >= limit || !self.windowed_only || self.metric_rules.is_empty() {
+            return;
+        }
+        let quiet = self
+            .last_metric_data
+            .is_none_or(|d| d <= next.saturating_sub(self.skip_horizon));
+        let idle = self.metric_rules.iter().all(|&i| match &self.rules[i] {
+            RuleRt::Metric(s) => s.idle(),
+            _ => true,
+        });
+        if quiet && idle {
+            self.next_tick = Some(ceil_to(limit, self.cfg.eval_interval.as_millis()));
+        }
+    }
+
+    fn group_values(&self, rule: usize, key: &str) -> Vec<(FieldPath, Value)> {
+        let gb = self.rs.rules()[rule].group_by();
+        if gb.is_empty() {
+            return Vec::new();
+        }
+        gb.iter()
+            .cloned()
+            .zip(key.split(KEY_SEP).map(Value::from))
+            .collect()
+    }
+
+    fn release(&mut self, ev: Event, out: &mut Vec<Verdict>) {
+        self.released += 1;
+        let t = ev.time.as_millis();
+        self.latest = self.latest.max(t);
+        if !self.clock_started {
+            self.start_clock(t);
+        }
+        if self.next_tick.is_none() {
+            self.next_tick = Some(ceil_to(t, self.cfg.eval_interval.as_millis()));
+        }
+        let name = ev.name();
+        for &mi in self.metric_dispatch.get(name) {
+            let m = &self.rs.metrics()[mi as usize];
+            if !m.condition.matches(&ev) {
+                continue;
+            }
+            let v = match (&m.field, m.kind) {
+                (Some(f), crate::config::MetricKind::Counter) => {
+                    ev.get(f.as_str()).and_then(Value::as_f64).unwrap_or(1.0)
+                }
+                (None, _) => 1.0,
+                (Some(f), _) => match ev.get(f.as_str()).and_then(Value::as_f64) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            self.stores[mi as usize].record(t, v);
+            self.last_metric_data = Some(t);
+        }
+        let rs = Arc::clone(&self.rs);
+        // Taken out for the loop so `apply` can borrow the engine mutably.
+        let dispatch = std::mem::take(&mut self.dispatch);
+        for &ri in dispatch.get(name) {
+            self.apply(&rs, ri as usize, &ev, t, out);
+        }
+        self.dispatch = dispatch;
+    }
+
+    /// Builds the group key into the scratch buffer; false if a field is missing.
+    fn build_key(key: &mut String, ev: &Event, group_by: &[FieldPath]) -> bool {
+        key.clear();
+        for (i, p) in group_by.iter().enumerate() {
+            let Some(v) = ev.get(p.as_str()) else {
+                return false;
+            };
+            if i > 0 {
+                key.push(KEY_SEP);
+            }
+            match v {
+                Value::Str(s) => key.push_str(s),
+                other => key.push_str(&other.to_key()),
+            }
+        }
+        true
+    }
+
+    fn apply(&mut self, rs: &Ruleset, i: usize, ev: &Event, t: i64, out: &mut Vec<Verdict>) {
+        let rule = &rs.rules()[i];
+        if !rule.condition().matches(ev) {
+            return;
+        }
+        if !Self::build_key(&mut self.key, ev, rule.group_by()) {
+            self.stats[i].ungrouped += 1;
+            return;
+        }
+        let mut fire: Option<(f64, Option<f64>)> = None;
+        let mut resolve = false;
+        let mut push_deadline: Option<i64> = None;
+        match (&mut self.rules[i], rule.detector()) {
+            (RuleRt::Single, _) => fire = Some((1.0, None)),
+            (
+                RuleRt::Threshold(table),
+                Detector::Threshold {
+                    count,
+                    window,
+                    weight,
+                },
+            ) => {
+                let w = weight_of(weight.as_ref().and_then(|f| ev.get(f.as_str())));
+                let win = window.as_millis();
+                let (g, _) = table.touch(&self.key, t, ThresholdState::default);
+                if let Some(sum) = g.state.observe(t, w, *count, win) {
+                    fire = Some((sum as f64, Some(*count as f64)));
+                    if g.state.resolve_at == NONE {
+                        push_deadline = Some(t.saturating_add(win));
+                    }
+                }
+                if fire.is_some() || g.state.resolve_at != NONE {
+                    g.state.resolve_at = t.saturating_add(win);
+                }
+                table.enforce_cap();
+            }
+            (
+                RuleRt::Distinct(table),
+                Detector::Distinct {
+                    field,
+                    count,
+                    window,
+                },
+            ) => {
+                let Some(v) = ev.get(field.as_str()) else {
+                    return;
+                };
+                let win = window.as_millis();
+                let (g, _) = table.touch(&self.key, t, DistinctState::default);
+                let fired = match v {
+                    Value::Str(s) => g.state.observe(s, t, *count, win),
+                    other => g.state.observe(&other.to_key(), t, *count, win),
+                };
+                if let Some(n) = fired {
+                    fire = Some((n as f64, Some(*count as f64)));
+                    if g.state.resolve_at == NONE {
+                        push_deadline = Some(t.saturating_add(win));
+                    }
+                }
+                if fire.is_some() || g.state.resolve_at != NONE {
+                    g.state.resolve_at = t.saturating_add(win);
+                }
+                table.enforce_cap();
+            }
+            (RuleRt::Absence(table), Detector::Absence { window }) => {
+                let (g, created) = table.touch(&self.key, t, AbsenceState::default);
+                if created {
+                    push_deadline = Some(t.saturating_add(window.as_millis()));
+                } else if g.state.fired {
+                    g.state.fired = false;
+                    resolve = true;
+                    push_deadline = Some(t.saturating_add(window.as_millis()));
+                }
+                table.enforce_cap();
+            }
+            _ => return,
+        }
+        self.stats[i].matched += 1;
+        if let Some(at) = push_deadline {
+            self.deadlines.push(Reverse(Deadline {
+                at,
+                rule: i as u32,
+                key: Str::from(self.key.as_str()),
+            }));
+        }
+        if resolve {
+            self.stats[i].resolved += 1;
+            out.push(Verdict::Resolve(Resolve {
+                rule: i,
+                group: self.group_values(i, &self.key),
+                at: ev.time,
+            }));
+        }
+        if let Some((value, threshold)) = fire {
+            self.stats[i].fired += 1;
+            out.push(Verdict::Fire(Fire {
+                rule: i,
+                group: self.group_values(i, &self.key),
+                at: ev.time,
+                value,
+                threshold,
+                evidence: vec![ev.clone()],
+            }));
+        }
+    }
+
+    fn pop_deadline(&mut self, out: &mut Vec<Verdict>) {
+        let Some(Reverse(d)) = self.deadlines.pop() else {
+            return;
+        };
+        let i = d.rule as usize;
+        self.latest = self.latest.max(d.at);
+        let window = self.rs.rules()[i].detector().window().as_millis();
+        // Some(true): emit resolve; Some(false): emit absence fire; None: nothing.
+        let mut emit: Option<bool> = None;
+        let mut repush: Option<i64> = None;
+        match &mut self.rules[i] {
+            RuleRt::Threshold(table) => {
+                if let Some(g) = table.get_mut(&d.key) {
+                    let ra = g.state.resolve_at;
+                    if ra == d.at {
+                        g.state.resolve_at = NONE;
+                        emit = Some(true);
+                    } else if ra != NONE && ra > d.at {
+                        repush = Some(ra);
+                    }
+                }
+            }
+            RuleRt::Distinct(table) => {
+                if let Some(g) = table.get_mut(&d.key) {
+                    let ra = g.state.resolve_at;
+                    if ra == d.at {
+                        g.state.resolve_at = NONE;
+                        emit = Some(true);
+                    } else if ra != NONE && ra > d.at {
+                        repush = Some(ra);
+                    }
+                }
+            }
+            RuleRt::Absence(table) => {
+                if let Some(g) = table.get_mut(&d.key)
+                    && !g.state.fired
+                {
+                    let due = g.last_seen.saturating_add(window);
+                    if due == d.at {
+                        g.state.fired = true;
+                        emit = Some(false);
+                    } else if due > d.at {
+                        repush = Some(due);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(at) = repush {
+            self.deadlines.push(Reverse(Deadline { at, ..d }));
+            return;
+        }
+        match emit {
+            Some(true) => {
+                self.stats[i].resolved += 1;
+                out.push(Verdict::Resolve(Resolve {
+                    rule: i,
+                    group: self.group_values(i, &d.key),
+                    at: Timestamp(d.at),
+                }));
+            }
+            Some(false) => {
+                self.stats[i].fired += 1;
+                out.push(Verdict::Fire(Fire {
+                    rule: i,
+                    group: self.group_values(i, &d.key),
+                    at: Timestamp(d.at),
+                    value: window as f64 / 1000.0,
+                    threshold: None,
+                    evidence: Vec::new(),
+                }));
+            }
+            None => {}
+        }
+    }
+
+    fn tick(&mut self, t: i64, out: &mut Vec<Verdict>) {
+        self.next_tick = Some(t.saturating_add(self.cfg.eval_interval.as_millis()));
+        self.latest = self.latest.max(t);
+        for k in 0..self.metric_rules.len() {
+            let i = self.metric_rules[k];
+            let Detector::Metric { expr, hold } = self.rs.rules()[i].detector() else {
+                continue;
+            };
+            let result = eval(expr, &self.stores, t);
+            let RuleRt::Metric(state) = &mut self.rules[i] else {
+                continue;
+            };
+            match state.tick(t, result.is_some(), hold.as_millis()) {
+                Transition::Fire => {
+                    let (value, threshold) = result.unwrap_or((0.0, 0.0));
+                    self.stats[i].fired += 1;
+                    out.push(Verdict::Fire(Fire {
+                        rule: i,
+                        group: Vec::new(),
+                        at: Timestamp(t),
+                        value,
+                        threshold: Some(threshold),
+                        evidence: Vec::new(),
+                    }));
+                }
+                Transition::Resolve => {
+                    self.stats[i].resolved += 1;
+                    out.push(Verdict::Resolve(Resolve {
+                        rule: i,
+                        group: Vec::new(),
+                        at: Timestamp(t),
+                    }));
+                }
+                Transition::None => {}
+            }
+        }
+    }
+
+    /// Amortized idle sweep of every group table.
+    fn sweep(&mut self, w: i64) {
+        if w == i64::MIN {
+            return;
+        }
+        for (rt, r) in self.rules.iter_mut().zip(self.rs.rules()) {
+            let win = r.detector().window().as_millis();
+            match rt {
+                RuleRt::Threshold(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),
+                RuleRt::Distinct(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),
+                // Absence groups are the state being watched; only the cap bounds them.
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Evaluates a metric expression at tick `t`: `Some((lhs, threshold))` of the
+/// first satisfied comparison when true.
+fn eval(e: &MetricExpr, stores: &[Store], t: i64) -> Option<(f64, f64)> {
+    match e {
+        MetricExpr::Cmp(c) => {
+            let v = stores
+                .get(c.metric_idx)?
+                .eval(c.func, c.window.as_millis(), t)?;
+            c.op.holds(v, c.threshold).then_some((v, c.threshold))
+        }
+        MetricExpr::Or(xs) => xs.iter().find_map(|x| eval(x, stores, t)),
+        MetricExpr::And(xs) => {
+            let mut first = None;
+            for x in xs {
+                let r = eval(x, stores, t)?;
+                first.get_or_insert(r);
+            }
+            first
+        }
+    }
+}

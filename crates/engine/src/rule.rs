@@ -1,0 +1,442 @@
+//! Validation: [`RuleConfig`]s and [`MetricConfig`]s become an immutable
+//! [`Ruleset`] of runtime [`Rule`]s with compiled conditions and resolved
+//! metric expressions. Like a compiler, it reports every error it finds,
+//! each with the item and field it belongs to, rather than stopping at the
+//! first.
+//!
+//! Nothing here holds detection state; the ruleset is shared (`Arc`) and
+//! never mutated, so engines and the binary's config reload can hold it freely.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secmon_core::{Dur, FieldPath, Priority, Severity, Str};
+
+use crate::condition::{Condition, compile_config};
+use crate::config::{DetectorConfig, MetricConfig, MetricKind, RuleConfig};
+use crate::metric_expr::{MetricExpr, parse_metric_expr};
+
+/// Which config item an error belongs to (index into the input slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Rule(usize),
+    Metric(usize),
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {field}: {message}")]
+pub struct BuildError {
+    pub item: Item,
+    /// Field path inside the item, e.g. `detector.window`, `match`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Rule(i) => write!(f, "rules[{i}]"),
+            Item::Metric(i) => write!(f, "metrics[{i}]"),
+        }
+    }
+}
+
+/// The detector of a validated rule.
+#[derive(Debug, Clone)]
+pub enum Detector {
+    Threshold {
+        count: u64,
+        window: Dur,
+        weight: Option<FieldPath>,
+    },
+    Distinct {
+        field: FieldPath,
+        count: u64,
+        window: Dur,
+    },
+    Single,
+    Metric {
+        expr: MetricExpr,
+        hold: Dur,
+    },
+    Absence {
+        window: Dur,
+    },
+}
+
+/// Detector kinds, for display and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DetectorKind {
+    Threshold,
+    Distinct,
+    Single,
+    Metric,
+    Absence,
+}
+
+impl DetectorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectorKind::Threshold => "threshold",
+            DetectorKind::Distinct => "distinct",
+            DetectorKind::Single => "single",
+            DetectorKind::Metric => "metric",
+            DetectorKind::Absence => "absence",
+        }
+    }
+}
+
+impl Detector {
+    pub fn kind(&self) -> DetectorKind {
+        match self {
+            Detector::Threshold { .. } => DetectorKind::Threshold,
+            Detector::Distinct { .. } => DetectorKind::Distinct,
+            Detector::Single => DetectorKind::Single,
+            Detector::Metric { .. } => DetectorKind::Metric,
+            Detector::Absence { .. } => DetectorKind::Absence,
+        }
+    }
+
+    /// The window the detector's per-group state spans (zero for stateless ones).
+    pub fn window(&self) -> Dur {
+        match self {
+            Detector::Threshold { window, .. }
+            | Detector::Distinct { window, .. }
+            | Detector::Absence { window } => *window,
+            Detector::Metric { expr, .. } => expr.max_window(),
+            Detector::Single => Dur::ZERO,
+        }
+    }
+}
+
+/// A validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+    severity: Severity,
+    priority: Option<Priority>,
+    labels: BTreeMap<String, String>,
+    actions: Vec<String>,
+    group_by: Vec<FieldPath>,
+    enabled: bool,
+    pub(crate) condition: Condition,
+    pub(crate) detector: Detector,
+}
+
+impl Rule {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The display name, falling back to the id.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    pub fn priority(&self) -> Option<Priority> {
+        self.priority
+    }
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+    pub fn actions(&self) -> &[String] {
+        &self.actions
+    }
+    pub fn group_by(&self) -> &[FieldPath] {
+        &self.group_by
+    }
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    pub fn condition(&self) -> &Condition {
+        &self.condition
+    }
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+    pub fn detector_kind(&self) -> DetectorKind {
+        self.detector.kind()
+    }
+}
+
+/// A validated derived metric.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: Str,
+    pub kind: MetricKind,
+    pub condition: Condition,
+    pub field: Option<FieldPath>,
+    pub description: Option<String>,
+    pub unit: Option<String>,
+}
+
+/// An immutable, validated set of rules and metrics.
+#[derive(Debug, Clone)]
+pub struct Ruleset {
+    rules: Vec<Rule>,
+    metrics: Vec<Metric>,
+}
+
+fn valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-')
+        })
+}
+
+fn valid_metric_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.split('.').all(|s| {
+            !s.is_empty()
+                && s.as_bytes()[0].is_ascii_alphabetic()
+                && s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        })
+}
+
+/// `count` / `more_than`: exactly one, giving the firing count (more_than N ⇒ N+1).
+fn firing_count(
+    count: Option<u64>,
+    more_than: Option<u64>,
+    errs: &mut Vec<(String, String)>,
+) -> u64 {
+    match (count, more_than) {
+        (Some(_), Some(_)) => {
+            errs.push((
+                "detector.count".into(),
+                "set either `count` or `more_than`, not both".into(),
+            ));
+            1
+        }
+        (None, None) => {
+            errs.push((
+                "detector.count".into(),
+                "one of `count` or `more_than` is required".into(),
+            ));
+            1
+        }
+        (Some(0), None) => {
+            errs.push(("detector.count".into(), "must be at least 1".into()));
+            1
+        }
+        (Some(n), None) => n,
+        (None, Some(n)) => n.saturating_add(1),
+    }
+}
+
+fn positive(window: Dur, field: &str, errs: &mut Vec<(String, String)>) {
+    if window.as_millis() <= 0 {
+        errs.push((field.into(), "must be longer than zero".into()));
+    }
+}
+
+impl Ruleset {
+    /// Validates everything and reports every error.
+    pub fn build(
+        rules: &[RuleConfig],
+        metrics: &[MetricConfig],
+    ) -> Result<Ruleset, Vec<BuildError>> {
+        let mut errors = Vec::new();
+        let mut out_metrics = Vec::with_capacity(metrics.len());
+        for (i, m) in metrics.iter().enumerate() {
+            let mut errs: Vec<(String, String)> = Vec::new();
+            if !valid_metric_name(&m.name) {
+                errs.push(("name".into(), format!("invalid metric name {:?} (dotted identifiers such as cache.value.rejection.count)", secmon_core::time::truncate(&m.name))));
+            } else if metrics[..i].iter().any(|o| o.name == m.name) {
+                errs.push(("name".into(), format!("duplicate metric name `{}`", m.name)));
+            }
+            if m.kind != MetricKind::Counter && m.field.is_none() {
+                errs.push((
+                    "field".into(),
+                    format!(
+                        "a {} needs `field`: the number it observes",
+                        m.kind.as_str()
+                    ),
+                ));
+            }
+            let condition = match &m.match_ {
+                None => Condition::True,
+                Some(c) => compile_config(c).unwrap_or_else(|e| {
+                    errs.push((
+                        if e.path.is_empty() {
+                            "match".into()
+                        } else {
+                            format!("match.{}", e.path)
+                        },
+                        e.message,
+                    ));
+                    Condition::True
+                }),
+            };
+            errors.extend(errs.into_iter().map(|(field, message)| BuildError {
+                item: Item::Metric(i),
+                field,
+                message,
+            }));
+            out_metrics.push(Metric {
+                name: Str::from(m.name.as_str()),
+                kind: m.kind,
+                condition,
+                field: m.field.clone(),
+                description: m.description.clone(),
+                unit: m.unit.clone(),
+            });
+        }
+        let names: Vec<(Str, MetricKind)> = out_metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.kind))
+            .collect();
+
+        let mut out_rules = Vec::with_capacity(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            let mut errs: Vec<(String, String)> = Vec::new();
+            if !valid_id(&r.id) {
+                errs.push((
+                    "id".into(),
+                    format!(
+                        "invalid id {:?} (expected [a-z0-9][a-z0-9_.-]*)",
+                        secmon_core::time::truncate(&r.id)
+                    ),
+                ));
+            } else if rules[..i].iter().any(|o| o.id == r.id) {
+                errs.push(("id".into(), format!("duplicate rule id `{}`", r.id)));
+            }
+            let condition = match &r.match_ {
+                None => Condition::True,
+                Some(c) => compile_config(c).unwrap_or_else(|e| {
+                    errs.push((
+                        if e.path.is_empty() {
+                            "match".into()
+                        } else {
+                            format!("match.{}", e.path)
+                        },
+                        e.message,
+                    ));
+                    Condition::True
+                }),
+            };
+            let detector = match &r.detector {
+                DetectorConfig::Threshold {
+                    count,
+                    more_than,
+                    window,
+                    weight,
+                } => {
+                    let count = firing_count(*count, *more_than, &mut errs);
+                    positive(*window, "detector.window", &mut errs);
+                    Detector::Threshold {
+                        count,
+                        window: *window,
+                        weight: weight.clone(),
+                    }
+                }
+                DetectorConfig::Distinct {
+                    field,
+                    count,
+                    more_than,
+                    window,
+                } => {
+                    let count = firing_count(*count, *more_than, &mut errs);
+                    positive(*window, "detector.window", &mut errs);
+                    Detector::Distinct {
+                        field: field.clone(),
+                        count,
+                        window: *window,
+                    }
+                }
+                DetectorConfig::Single => Detector::Single,
+                DetectorConfig::Absence { window } => {
+                    positive(*window, "detector.window", &mut errs);
+                    Detector::Absence { window: *window }
+                }
+                DetectorConfig::Metric { expr, hold } => {
+                    if hold.as_millis() < 0 {
+                        errs.push(("detector.for".into(), "must not be negative".into()));
+                    }
+                    if !r.group_by.is_empty() {
+                        errs.push((
+                            "group_by".into(),
+                            "metric rules are global; remove group_by".into(),
+                        ));
+                    }
+                    if r.match_.is_some() {
+                        errs.push((
+                            "match".into(),
+                            "metric rules read metrics, not events; put the match on the metric"
+                                .into(),
+                        ));
+                    }
+                    match parse_metric_expr(expr) {
+                        Ok(mut e) => {
+                            for m in e.resolve(&names) {
+                                errs.push(("detector.expr".into(), m));
+                            }
+                            Detector::Metric {
+                                expr: e,
+                                hold: *hold,
+                            }
+                        }
+                        Err(e) => {
+                            errs.push(("detector.expr".into(), e.to_string()));
+                            Detector::Single
+                        }
+                    }
+                }
+            };
+            errors.extend(errs.into_iter().map(|(field, message)| BuildError {
+                item: Item::Rule(i),
+                field,
+                message,
+            }));
+            out_rules.push(Rule {
+                id: r.id.clone(),
+                name: r.name.clone(),
+                description: r.description.clone(),
+                severity: r.severity,
+                priority: r.priority,
+                labels: r.labels.clone(),
+                actions: r.actions.clone(),
+                group_by: r.group_by.clone(),
+                enabled: r.enabled,
+                condition,
+                detector,
+            });
+        }
+        if errors.is_empty() {
+            Ok(Ruleset {
+                rules: out_rules,
+                metrics: out_metrics,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Panics if `idx` is out of range, like slice indexing; indices come
+    /// from verdicts of this ruleset.
+    pub fn rule(&self, idx: usize) -> &Rule {
+        &self.rules[idx]
+    }
+
+    pub fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// Index of the rule with this id.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+}
