@@ -19,8 +19,9 @@ use std::io::{self, Read};
 /// Default maximum line length: 1 MiB.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
-/// The buffer is never smaller than this, so short-line workloads still read
-/// in large chunks (few syscalls, long `memchr` runs).
+/// The buffer starts at this size, so short-line workloads still read in
+/// large chunks (few syscalls, long `memchr` runs); it grows towards
+/// `max_line + 1` only when a line does not fit.
 const MIN_BUF: usize = 256 << 10;
 
 /// One thing read from the stream.
@@ -150,7 +151,7 @@ impl<R: Read> LineReader<R> {
     }
 
     /// Bytes of buffer allocated: bounded by `max(max_line + 1, 256 KiB)`
-    /// whatever the input.
+    /// whatever the input; 256 KiB unless a long line needed more.
     pub fn buffer_capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -179,10 +180,19 @@ impl<R: Read> LineReader<R> {
         self.done = false;
     }
 
+    /// Frees the buffer if it holds nothing (no partial line): a tailer
+    /// following many quiet files should not keep a buffer for each.
+    pub fn release_buffer(&mut self) {
+        if self.pos == self.filled {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.filled = 0;
+        }
+    }
+
     fn ensure_buf(&mut self) {
         if self.buf.is_empty() {
-            let cap = self.max_line.saturating_add(1).max(MIN_BUF);
-            self.buf = vec![0; cap];
+            self.buf = vec![0; MIN_BUF];
         }
     }
 
@@ -197,6 +207,12 @@ impl<R: Read> LineReader<R> {
             self.buf.copy_within(self.pos..self.filled, 0);
             self.filled -= self.pos;
             self.pos = 0;
+        }
+        let limit = self.max_line.saturating_add(1).max(MIN_BUF);
+        if self.filled == self.buf.len() && self.buf.len() < limit {
+            // A line longer than the buffer but within the limit: grow.
+            let len = self.buf.len().saturating_mul(2).min(limit);
+            self.buf.resize(len, 0);
         }
         loop {
             match self.inner.read(&mut self.buf[self.filled..]) {

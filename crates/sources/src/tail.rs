@@ -645,6 +645,9 @@ impl FileTailer {
                 }
             }
             let read = o.reader.read_offset() - start;
+            if read == 0 {
+                o.reader.release_buffer();
+            }
             if !at_end {
                 stats.more_pending = true;
             }

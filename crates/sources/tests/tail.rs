@@ -361,3 +361,39 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn wait_returns_early_on_a_filesystem_event_when_watching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.log");
+    append(&log, "a\n");
+    let opts = TailOptions {
+        watch: true,
+        ..TailOptions::default()
+    };
+    let mut t = FileTailer::new(vec![log.to_string_lossy().into_owned()], opts, None).expect("t");
+    assert_eq!(poll(&mut t), vec!["a"]);
+    append(&log, "b\n");
+    let started = std::time::Instant::now();
+    t.wait(std::time::Duration::from_secs(10));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(poll(&mut t), vec!["b"]);
+}
+
+#[test]
+fn too_long_lines_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.log");
+    append(&log, &format!("ok\n{}\nok2\n", "y".repeat(5000)));
+    let opts = TailOptions {
+        max_line: 1024,
+        ..TailOptions::default()
+    };
+    let mut t = FileTailer::new(vec![log.to_string_lossy().into_owned()], opts, None).expect("t");
+    let mut out = Vec::new();
+    let stats = t.poll(&mut out).expect("poll");
+    assert_eq!(stats.too_long, 1);
+    assert_eq!(out[1].too_long, Some(5000));
+    assert_eq!(out[1].line_no, 2);
+    assert_eq!(out[2].bytes, b"ok2");
+}
