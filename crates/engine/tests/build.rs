@@ -1,0 +1,119 @@
+#![allow(clippy::unwrap_used)]
+//! `Ruleset::build` reports every error with its item and field path.
+
+use secmon_engine::{BuildError, DetectorKind, Item, MetricConfig, RuleConfig, Ruleset};
+
+fn build(rules: &str, metrics: &str) -> Result<Ruleset, Vec<BuildError>> {
+    let r: Vec<RuleConfig> = serde_saphyr::from_str(rules).unwrap();
+    let m: Vec<MetricConfig> = if metrics.is_empty() {
+        vec![]
+    } else {
+        serde_saphyr::from_str(metrics).unwrap()
+    };
+    Ruleset::build(&r, &m)
+}
+
+#[test]
+fn reports_every_error_with_field_paths() {
+    let errs = build(
+        r#"
+- id: ok.rule
+  severity: low
+  detector: {type: single}
+- id: Bad_ID
+  severity: low
+  match: "message ~ '('"
+  detector: {type: threshold, count: 3, more_than: 2, window: 0s}
+- id: ok.rule
+  severity: low
+  detector: {type: metric, expr: 'rate(nope[5m]) > 1 or p95(c[5m]) > 3'}
+- id: d
+  severity: low
+  match: {fields.x: {gtee: 1}}
+  detector: {type: distinct, field: fields.y, window: 1m}
+- id: e
+  severity: low
+  group_by: [fields.ip]
+  detector: {type: metric, expr: 'rate(c[5m]) >'}
+"#,
+        r#"
+- name: c
+  type: counter
+- name: h
+  type: histogram
+- name: c
+  type: gauge
+  field: fields.v
+"#,
+    )
+    .unwrap_err();
+    let got: Vec<(Item, &str)> = errs.iter().map(|e| (e.item, e.field.as_str())).collect();
+    for want in [
+        (Item::Metric(1), "field"),
+        (Item::Metric(2), "name"),
+        (Item::Rule(1), "id"),
+        (Item::Rule(1), "match"),
+        (Item::Rule(1), "detector.count"),
+        (Item::Rule(1), "detector.window"),
+        (Item::Rule(2), "id"),
+        (Item::Rule(2), "detector.expr"),
+        (Item::Rule(3), "match.fields.x.gtee"),
+        (Item::Rule(3), "detector.count"),
+        (Item::Rule(4), "group_by"),
+        (Item::Rule(4), "detector.expr"),
+    ] {
+        assert!(got.contains(&want), "missing {want:?} in {errs:#?}");
+    }
+    // Both bad metric references of rule 2 are reported.
+    assert_eq!(
+        errs.iter()
+            .filter(|e| e.item == Item::Rule(2) && e.field == "detector.expr")
+            .count(),
+        2
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("unknown metric `nope`"))
+    );
+    assert!(errs.iter().any(|e| e.message.contains("duplicate rule id")));
+    assert!(errs.iter().all(|e| !e.to_string().is_empty()));
+}
+
+#[test]
+fn valid_ruleset_exposes_rules() {
+    let rs = build(
+        r#"
+- id: brute.ip
+  name: Brute force by IP
+  description: seed 003
+  severity: high
+  priority: P2
+  labels: {team: security}
+  match: event = auth.login_failed
+  group_by: [fields.ip]
+  detector: {type: threshold, more_than: 10, window: 5m}
+  actions: [ban-ip, notify]
+- id: off
+  severity: low
+  enabled: false
+  detector: {type: single}
+"#,
+        "",
+    )
+    .unwrap();
+    let r = rs.rule(0);
+    assert_eq!(r.id(), "brute.ip");
+    assert_eq!(r.name(), "Brute force by IP");
+    assert_eq!(r.description(), Some("seed 003"));
+    assert_eq!(r.priority(), Some(secmon_core::Priority::P2));
+    assert_eq!(r.labels()["team"], "security");
+    assert_eq!(r.actions(), ["ban-ip", "notify"]);
+    assert_eq!(r.group_by()[0].as_str(), "fields.ip");
+    assert_eq!(r.detector_kind(), DetectorKind::Threshold);
+    assert!(matches!(
+        r.detector(),
+        secmon_engine::Detector::Threshold { count: 11, .. }
+    ));
+    assert!(!rs.rule(1).enabled());
+    assert_eq!(rs.rules().len(), 2);
+}
