@@ -544,18 +544,19 @@ impl FileTailer {
     fn check_live(&mut self, stats: &mut PollStats) {
         let mut rotated: Vec<Arc<Path>> = Vec::new();
         let mut truncated = Vec::new();
-        for (i, o) in self
-            .open
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, o)| !o.draining)
-        {
+        for (i, o) in self.open.iter_mut().enumerate() {
+            // On the handle, so a let-go file truncated after it was
+            // renamed away is noticed too.
+            match check_truncated(o) {
+                Ok(true) => truncated.push(i),
+                Ok(false) => {}
+                Err(e) => stats.errors.push(e),
+            }
+            if o.draining {
+                continue;
+            }
             match fs::metadata(&o.path) {
-                Ok(m) if Ident::of(&m) == o.ident => match check_truncated(o) {
-                    Ok(true) => truncated.push(i),
-                    Ok(false) => {}
-                    Err(e) => stats.errors.push(e),
-                },
+                Ok(m) if Ident::of(&m) == o.ident => {}
                 Ok(_) => {
                     o.draining = true;
                     stats.rotations += 1;
@@ -574,7 +575,9 @@ impl FileTailer {
             let o = &mut self.open[i];
             self.closed.remove(&o.key);
             o.key = key;
-            self.live.insert(o.path.clone(), key);
+            if !o.draining {
+                self.live.insert(o.path.clone(), key);
+            }
         }
         self.live
             .retain(|_, k| self.open.iter().any(|o| o.key == *k && !o.draining));
@@ -647,6 +650,14 @@ impl FileTailer {
             let read = o.reader.read_offset() - start;
             if read == 0 {
                 o.reader.release_buffer();
+            }
+            // Keep the fingerprint covering what we have read (up to 1 KiB):
+            // it is how a truncate-and-rewrite past our offset is noticed.
+            let covered = o.reader.read_offset().min(FINGERPRINT_LEN as u64) as u32;
+            if o.fp.1 < covered
+                && let Ok(fp) = fingerprint_file(o.reader.get_ref(), covered as usize)
+            {
+                o.fp = fp;
             }
             if !at_end {
                 stats.more_pending = true;

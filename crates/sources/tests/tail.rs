@@ -273,6 +273,7 @@ enum Op {
     Append(u8),
     Partial,
     Rotate,
+    CopyTruncate,
     Poll,
     Restart,
 }
@@ -282,6 +283,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1u8..20).prop_map(Op::Append),
         1 => Just(Op::Partial),
         1 => Just(Op::Rotate),
+        1 => Just(Op::CopyTruncate),
         3 => Just(Op::Poll),
         1 => Just(Op::Restart),
     ]
@@ -290,7 +292,7 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Appends, renames and restarts (with full acks) against the model
+    /// Appends, renames, copytruncates and restarts (with full acks) against the model
     /// "every complete line written, exactly once, in order".
     #[test]
     fn appends_rotations_restarts_yield_every_line_once(ops in proptest::collection::vec(op(), 1..40)) {
@@ -342,6 +344,18 @@ proptest! {
                     rotations += 1;
                     fs::rename(&log, dir.path().join(format!("app.log.{rotations}"))).expect("rename");
                     append(&log, "");
+                }
+                Op::CopyTruncate => {
+                    // Lines written between the last read and the copy exist
+                    // only in the copy (the race copytruncate is known for),
+                    // and so does a partial line: the model reads first.
+                    if partial.is_none() {
+                        got.extend(settle(&mut t));
+                        rotated_since_poll = false;
+                        rotations += 1;
+                        fs::copy(&log, dir.path().join(format!("app.log.{rotations}"))).expect("copy");
+                        OpenOptions::new().write(true).open(&log).expect("open").set_len(0).expect("truncate");
+                    }
                 }
                 Op::Poll => {
                     got.extend(settle(&mut t));
