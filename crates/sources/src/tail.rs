@@ -11,8 +11,16 @@
 //!   the first bytes changed: restart at 0 (counted in [`PollStats`]);
 //! - **deletion** — the open handle is read to its end, then dropped.
 //!
-//! A let-go handle is kept one more poll after it went quiet, so a writer
-//! that had not yet reopened its log still gets its last lines read.
+//! A let-go handle is kept until a whole poll went by without new data, so a
+//! writer that had not yet reopened its log still gets its last lines read;
+//! then a last line without newline is flushed. After a truncation, offsets
+//! and line numbers restart (line 1) under a new [`FileKey`].
+//!
+//! Known limits: a path renamed twice between two polls hides the middle file
+//! (as from `tail -F`); lines written between our last read and a
+//! copytruncate exist only in the copy and are read from it only at a
+//! restart; a truncate-and-rewrite with identical first bytes that grows past
+//! our offset between two polls cannot be told from an append.
 //!
 //! # Acknowledgement contract
 //!
