@@ -137,6 +137,8 @@ pub struct Engine {
     rs: Arc<Ruleset>,
     cfg: EngineConfig,
     rules: Vec<RuleRt>,
+    /// Each rule's detector window in ms (precomputed: the idle sweep reads it per call).
+    windows: Vec<i64>,
     stats: Vec<RuleStats>,
     dispatch: Dispatch,
     metric_dispatch: Dispatch,
@@ -237,9 +239,15 @@ impl Engine {
             .map(|(m, span)| Store::new(m.name.clone(), m.kind, step, *span))
             .collect();
         let n = rules.len();
+        let windows = ruleset
+            .rules()
+            .iter()
+            .map(|r| r.detector().window().as_millis())
+            .collect();
         Engine {
             cfg,
             rules,
+            windows,
             stats: vec![RuleStats::default(); n],
             dispatch,
             metric_dispatch,
@@ -614,7 +622,7 @@ impl Engine {
         };
         let i = d.rule as usize;
         self.latest = self.latest.max(d.at);
-        let window = self.rs.rules()[i].detector().window().as_millis();
+        let window = self.windows[i];
         // Some(true): emit resolve; Some(false): emit absence fire; None: nothing.
         let mut emit: Option<bool> = None;
         let mut repush: Option<i64> = None;
@@ -727,8 +735,7 @@ impl Engine {
         if w == i64::MIN {
             return;
         }
-        for (rt, r) in self.rules.iter_mut().zip(self.rs.rules()) {
-            let win = r.detector().window().as_millis();
+        for (rt, &win) in self.rules.iter_mut().zip(&self.windows) {
             match rt {
                 RuleRt::Threshold(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),
                 RuleRt::Distinct(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),

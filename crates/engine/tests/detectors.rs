@@ -629,5 +629,5 @@ fn group_entries_are_small() {
     let d = secmon_engine::Engine::distinct_group_bytes();
     let a = secmon_engine::Engine::absence_group_bytes();
     eprintln!("bytes per group entry: threshold {t}, distinct {d}, absence {a}");
-    assert!(t <= 96 && d <= 96 && a <= 48);
+    assert!(t <= 64 && d <= 80 && a <= 48);
 }
