@@ -1,1 +1,32 @@
-fn main() {}
+//! secmon: one binary that ingests logs, detects attacks on event time and
+//! reports alerts. `main` only parses the command line, sets up logging and
+//! maps outcomes to exit codes: 0 success, 1 findings (invalid config, failed
+//! tests), 2 usage errors (from clap), 3 runtime failures (IO).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use secmon::{cli, commands, telemetry};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(&cli.log_level);
+    let result = match cli.command {
+        cli::Command::Check { config } => commands::check::run(config.config.as_deref()),
+        cli::Command::Replay(args) => commands::replay::run(args),
+        cli::Command::Test {
+            config,
+            verbose,
+            year,
+        } => commands::test::run(config.config.as_deref(), verbose, year),
+        cli::Command::Run(args) => commands::run::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,1 +1,8 @@
-mod placeholder {}
+//! End-to-end tests: the real `secmon` binary on real files.
+
+mod check;
+mod replay;
+mod run;
+mod sshd;
+mod support;
+mod test_cmd;

@@ -1,0 +1,116 @@
+//! Command-line interface: the verbs a user types, their flags and help.
+//! Parsing only; each verb's behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secmon",
+    version,
+    about = "Security monitoring and alerting: ingest logs, detect attacks on event time, respond.",
+    long_about = "secmon reads application logs (JSON events, syslog, text lines through pattern parsers), \
+evaluates stateful detection rules on event time (thresholds, distinct counts, metric conditions, \
+absence) and reports alerts.\n\nWithout -c, secmon uses its embedded default configuration: \
+every alert of the seed documents (examples/seeds.yaml) plus the builtin sshd patterns."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// secmon's own log level (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "SECMON_LOG")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file (YAML). Default: the embedded examples/seeds.yaml.
+    #[arg(short, long, value_name = "CONFIG", env = "SECMON_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration and its rule files; every error names file, line and field.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Evaluate whole log files on event time and print one JSON alert per line.
+    Replay(ReplayArgs),
+    /// Run the `tests:` cases carried in rule files (events in, expected alerts out).
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print every case, not only failures.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Year for RFC 3164 syslog lines in test inputs (they carry none).
+        #[arg(long)]
+        year: Option<i32>,
+    },
+    /// Follow the configured sources live and print alerts as they fire.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Log files to read (`-` for stdin). JSON lines are parsed as events; other
+    /// lines go through syslog and the configured pattern parsers.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print per-rule counts, parse errors and catalog violations to stderr.
+    #[arg(long)]
+    pub summary: bool,
+    /// Force one input format instead of detecting it per line.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// Year for RFC 3164 syslog timestamps (they carry none). Default: inferred
+    /// from the current date.
+    #[arg(long)]
+    pub year: Option<i32>,
+    /// How many located examples of each parse error to report.
+    #[arg(long, default_value_t = crate::summary::DEFAULT_SAMPLES)]
+    pub max_errors: usize,
+    /// Never draw a progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Parser threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Override the data directory (checkpoints) from the configuration.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Read stdin as a source in addition to the configured ones.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Json,
+    Syslog,
+    Text,
+}
+
+impl From<FormatArg> for secmon_parse::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Auto => secmon_parse::Format::Auto,
+            FormatArg::Json => secmon_parse::Format::Json,
+            FormatArg::Syslog => secmon_parse::Format::Syslog,
+            FormatArg::Text => secmon_parse::Format::Text,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The secmon binary's library half: configuration loading, the pipeline
+//! that drives parsers and the engine, and the CLI verbs. `main.rs` is a thin
+//! shell over it; benches and tests call it in-process.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod output;
+pub mod pipeline;
+pub mod summary;
+pub mod telemetry;

@@ -1,0 +1,132 @@
+//! The stages every command shares: a line becomes events (with problems
+//! tallied, never fatal), events go through the engine, fired verdicts are
+//! handed to a sink with their rule. `replay` adds parallel parsing of whole
+//! files; `run` feeds it from tailed sources; `test` from rule-file cases.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use secmon_core::{Event, Timestamp};
+use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Rule, Ruleset, Verdict};
+use secmon_parse::{LineCtx, LineParser, ParseError};
+
+use crate::summary::{Located, Summary};
+
+/// Parses one line into `out`, tallying errors, unmatched syslog lines and
+/// catalog violations into `summary`. Bad input never stops the stream.
+pub fn parse_line(
+    parser: &LineParser,
+    ctx: &mut LineCtx,
+    bytes: &[u8],
+    source_name: &str,
+    out: &mut Vec<Event>,
+    summary: &mut Summary,
+) {
+    let limit = summary.limit;
+    match parser.parse_line(bytes, ctx) {
+        Ok(parsed) => {
+            if parsed.matched.is_none() && parsed.event.name().is_none() {
+                summary.unmatched_syslog += 1;
+            }
+            for field in secmon_core::catalog::missing_fields(&parsed.event) {
+                let event = parsed.event.name().unwrap_or_default().to_string();
+                let line = ctx.line_no;
+                summary
+                    .catalog
+                    .entry((event, field))
+                    .or_default()
+                    .add(limit, || Located {
+                        source: source_name.to_string(),
+                        line,
+                        message: String::new(),
+                    });
+            }
+            summary.events += 1;
+            out.push(parsed.event);
+        }
+        Err(e) => record_error(summary, source_name, ctx.line_no, &e),
+    }
+}
+
+pub fn record_error(summary: &mut Summary, source: &str, line: u64, e: &ParseError) {
+    let limit = summary.limit;
+    summary
+        .errors
+        .entry(error_kind(e))
+        .or_default()
+        .add(limit, || Located {
+            source: source.to_string(),
+            line,
+            message: e.to_string(),
+        });
+}
+
+/// A line longer than the reader accepts: counted like a parse error.
+pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64) {
+    let limit = summary.limit;
+    summary
+        .errors
+        .entry("line too long")
+        .or_default()
+        .add(limit, || Located {
+            source: source.to_string(),
+            line,
+            message: format!("line of {len} bytes exceeds the maximum line length; skipped"),
+        });
+}
+
+fn error_kind(e: &ParseError) -> &'static str {
+    e.kind()
+}
+
+/// The engine plus the bookkeeping around it: rule lookup for verdicts and
+/// per-rule alert counts.
+pub struct Detector {
+    engine: Engine,
+    ruleset: Arc<Ruleset>,
+    scratch: Vec<Verdict>,
+    pub fired: BTreeMap<usize, u64>,
+}
+
+impl Detector {
+    pub fn new(ruleset: Arc<Ruleset>, cfg: EngineConfig) -> Self {
+        Detector {
+            engine: Engine::new(ruleset.clone(), cfg),
+            ruleset,
+            scratch: Vec::with_capacity(64),
+            fired: BTreeMap::new(),
+        }
+    }
+
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    pub fn observe(&mut self, ev: Event, sink: &mut dyn FnMut(&Rule, &Fire)) {
+        self.engine.observe(ev, &mut self.scratch);
+        self.drain(sink);
+    }
+
+    pub fn advance_to(&mut self, now: Timestamp, sink: &mut dyn FnMut(&Rule, &Fire)) {
+        self.engine.advance_to(now, &mut self.scratch);
+        self.drain(sink);
+    }
+
+    pub fn flush(&mut self, sink: &mut dyn FnMut(&Rule, &Fire)) {
+        self.engine.flush(&mut self.scratch);
+        self.drain(sink);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.engine.stats()
+    }
+
+    fn drain(&mut self, sink: &mut dyn FnMut(&Rule, &Fire)) {
+        for v in self.scratch.drain(..) {
+            if let Verdict::Fire(f) = v {
+                *self.fired.entry(f.rule).or_default() += 1;
+                sink(self.ruleset.rule(f.rule), &f);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `secmon check`: valid configurations pass; every error names file, line
+//! and field; exit code 1.
+
+use crate::support::*;
+
+#[test]
+fn shipped_examples_are_valid() {
+    for f in ["seeds.yaml", "sshd.yaml"] {
+        let p = example(f);
+        if p.exists() {
+            let out = run_ok(bin().arg("check").arg("-c").arg(&p));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+        }
+    }
+    let out = run_ok(bin().arg("check"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("embedded"),
+        "no -c uses the embedded default"
+    );
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(
+        &p,
+        "rules:\n  - id: good\n    severity: high\n    detector: {type: single}\n  - id: bad-window\n    severity: high\n    detector: {type: threshold, count: 3, window: 5 minutes}\n",
+    )
+    .expect("write");
+    let out = bin()
+        .arg("check")
+        .arg("-c")
+        .arg(&p)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:7", p.display())),
+        "line 7 named:\n{err}"
+    );
+    assert!(err.contains("5 minutes"), "offending value quoted:\n{err}");
+
+    std::fs::write(
+        &p,
+        "rules:\n  - id: r1\n    severity: high\n    match: 'event = x and ('\n    detector: {type: single}\n  - id: r2\n    severity: urgent\n    detector: {type: single}\n",
+    )
+    .expect("write");
+    let out = bin()
+        .arg("check")
+        .arg("-c")
+        .arg(&p)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("urgent"), "{err}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_rule_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(
+        &p,
+        "rules:\n  - id: r1\n    severity: high\n    match: 'event = x and ('\n    detector: {type: single}\n  - id: r2\n    severity: low\n    detector: {type: metric, expr: 'rate(nope[5m]) > 1'}\n",
+    )
+    .expect("write");
+    let out = bin()
+        .arg("check")
+        .arg("-c")
+        .arg(&p)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:2", p.display())) && err.contains("rules[0] (r1).match"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}:6", p.display())) && err.contains("rules[1] (r2)"),
+        "{err}"
+    );
+    assert!(err.contains("nope"), "{err}");
+}
