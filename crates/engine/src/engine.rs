@@ -27,7 +27,7 @@ use crate::detector::distinct::DistinctState;
 use crate::detector::metric::{MetricState, Transition};
 use crate::detector::threshold::{ThresholdState, weight_of};
 use crate::groups::{GroupTable, KEY_SEP};
-use crate::metric_expr::{Func, MetricExpr};
+use crate::metric_expr::MetricExpr;
 use crate::metrics::{MetricSample, Store};
 use crate::reorder::Reorder;
 use crate::rule::{Detector, Ruleset};
@@ -149,9 +149,9 @@ pub struct Engine {
     metric_rules: Vec<usize>,
     /// Next metric tick (a multiple of eval_interval), once time started.
     next_tick: Option<i64>,
-    /// Ticks may be skipped over data-less stretches only when every metric
-    /// expression reads windows (a bare gauge can be true without new data).
-    windowed_only: bool,
+    /// The last tick was evaluated with every observation outside every
+    /// window: from then on, until new data, every tick gives the same result.
+    quiet_evaluated: bool,
     /// Longest metric window, rounded up to buckets, plus one bucket of margin.
     skip_horizon: i64,
     /// Time of the newest metric observation.
@@ -218,7 +218,6 @@ impl Engine {
         );
         let mut spans = vec![0i64; ruleset.metrics().len()];
         let mut metric_rules = Vec::new();
-        let mut windowed_only = true;
         let mut max_window = 0i64;
         for (i, r) in ruleset.rules().iter().enumerate() {
             if let (true, Detector::Metric { expr, .. }) = (r.enabled(), r.detector()) {
@@ -227,7 +226,6 @@ impl Engine {
                     if let Some(s) = spans.get_mut(c.metric_idx) {
                         *s = (*s).max(c.window.as_millis());
                     }
-                    windowed_only &= c.func != Func::Current;
                     max_window = max_window.max(c.window.as_millis());
                 }
             }
@@ -256,7 +254,7 @@ impl Engine {
             deadlines: BinaryHeap::new(),
             metric_rules,
             next_tick: None,
-            windowed_only,
+            quiet_evaluated: false,
             skip_horizon: ceil_to(max_window, step).saturating_add(step),
             last_metric_data: None,
             clock_started: false,
@@ -423,23 +421,23 @@ impl Engine {
         }
     }
 
-    /// Jumps the metric tick past stretches where nothing can be true:
-    /// every metric rule idle, only windowed functions, and no data within
-    /// the longest window. Results are the same as ticking through them.
+    /// Jumps the metric tick over stretches where nothing can change: the
+    /// last tick already saw every window empty (so windowed functions stay
+    /// "no data" and bare values stay as they are until new data) and every
+    /// metric rule is settled (idle or firing, not part-way through a hold).
+    /// The verdicts are the same as ticking through; a replay with a
+    /// year-long gap does not evaluate millions of ticks.
     fn skip_idle_ticks(&mut self, limit: i64) {
         let Some(next) = self.next_tick else { return };
-        if next >= limit || !self.windowed_only || self.metric_rules.is_empty() {
+        if next >= limit || !self.quiet_evaluated || self.metric_rules.is_empty() {
             return;
         }
-        let quiet = self
-            .last_metric_data
-            .is_none_or(|d| d <= next.saturating_sub(self.skip_horizon));
-        let idle = self.metric_rules.iter().all(|&i| match &self.rules[i] {
-            RuleRt::Metric(s) => s.idle(),
+        let settled = self.metric_rules.iter().all(|&i| match &self.rules[i] {
+            RuleRt::Metric(s) => s.idle() || s.firing,
             _ => true,
         });
-        if quiet && idle {
-            self.next_tick = Some(ceil_to(limit, self.cfg.eval_interval.as_millis()));
+        if settled {
+            self.next_tick = Some(next.max(ceil_to(limit, self.cfg.eval_interval.as_millis())));
         }
     }
 
@@ -482,6 +480,7 @@ impl Engine {
             };
             self.stores[mi as usize].record(t, v);
             self.last_metric_data = Some(t);
+            self.quiet_evaluated = false;
         }
         let rs = Arc::clone(&self.rs);
         // Taken out for the loop so `apply` can borrow the engine mutably.
@@ -728,6 +727,9 @@ impl Engine {
                 Transition::None => {}
             }
         }
+        self.quiet_evaluated = self
+            .last_metric_data
+            .is_none_or(|d| d <= t.saturating_sub(self.skip_horizon));
     }
 
     /// Amortized idle sweep of every group table.

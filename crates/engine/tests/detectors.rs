@@ -631,3 +631,51 @@ fn group_entries_are_small() {
     eprintln!("bytes per group entry: threshold {t}, distinct {d}, absence {a}");
     assert!(t <= 64 && d <= 80 && a <= 48);
 }
+
+#[test]
+fn metric_ticks_skip_long_quiet_gaps_with_same_verdicts() {
+    let rs = ruleset(
+        r#"
+- id: mem
+  severity: high
+  detector: {type: metric, expr: 'redis.memory.mb > 90', for: 20s}
+- id: rate
+  severity: high
+  detector: {type: metric, expr: 'rate(cache.value.rejection.count[1m]) > 0.01'}
+"#,
+        METRICS,
+    );
+    let mem = |t, mb: f64| {
+        ev(
+            t,
+            "redis.memory_sample",
+            &[("mb", mb.into()), ("percent", 1.0.into())],
+        )
+    };
+    let year = 365 * 86_400_000i64;
+    let started = std::time::Instant::now();
+    let (v, _) = run(
+        &rs,
+        cfg(0),
+        [
+            mem(1_000, 95.0),
+            rej(2_000),
+            mem(year, 10.0),
+            ev(year + 30_000, "x", &[]),
+        ],
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "a year of 10s ticks must be skipped"
+    );
+    assert_eq!(
+        summary(&v),
+        vec![
+            ("fire", 1, 10_000, String::new()),
+            ("fire", 0, 30_000, String::new()),
+            ("resolve", 1, 70_000, String::new()),
+            // `year` is a multiple of 10s: its own tick sees the new sample.
+            ("resolve", 0, year, String::new()),
+        ]
+    );
+}
