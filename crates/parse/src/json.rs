@@ -8,7 +8,8 @@
 //! is read into the event time on the way and not kept as a field.
 //!
 //! Arrays become [`Value::Array`]; objects inside arrays are kept as their
-//! JSON text (field paths do not index into arrays). Nesting deeper than
+//! JSON text (field paths do not index into arrays). An empty object leaves
+//! no field (flattening has nothing to record). Nesting deeper than
 //! [`MAX_DEPTH`] is an error, never a deep recursion. This module does not
 //! interpret field values (levels, event names): that is the engine's job.
 
