@@ -72,7 +72,7 @@ fn replay(c: &mut Criterion) {
     g.throughput(Throughput::Elements(EVENTS as u64));
     g.bench_function("seed_json_1M_events_100k_ips_one_thread", |b| {
         b.iter(|| {
-            let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine.clone());
+            let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
             let mut summary = Summary::new(5);
             let mut ctx = LineCtx::new(SourceId(0), Timestamp::from_millis(0));
             let mut events = Vec::with_capacity(1);

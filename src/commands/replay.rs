@@ -85,7 +85,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine.clone());
+    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
     let mut summary = Summary::new(args.max_errors);
     let mut write_err: Option<io::Error> = None;
     let mut sink = |rule: &secmon_engine::Rule, fire: &secmon_engine::Fire| {
@@ -143,16 +143,15 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     });
     detector.flush(&mut sink);
-    drop(sink);
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
     out.flush().ok();
     result?;
-    if let Some(e) = write_err {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing alerts to stdout");
-        }
+    if let Some(e) = write_err
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("writing alerts to stdout");
     }
     if args.summary {
         eprint!(

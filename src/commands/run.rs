@@ -117,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(tx);
 
     let mut live = names.len();
-    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine.clone());
+    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
     let mut summary = Summary::new(crate::summary::DEFAULT_SAMPLES);
     let stdout = io::stdout();
     let mut sink = |rule: &secmon_engine::Rule, fire: &secmon_engine::Fire| {

@@ -91,7 +91,7 @@ pub fn run_case(runtime: &Runtime, case: &TestCase) -> Result<(), String> {
         }
         return Err(why);
     }
-    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine.clone());
+    let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
     let mut actual: Vec<serde_json::Value> = Vec::new();
     let mut sink = |rule: &secmon_engine::Rule, fire: &secmon_engine::Fire| {
         if case.rules.is_empty() || case.rules.iter().any(|r| r == rule.id()) {
@@ -167,13 +167,12 @@ fn matches(e: &ExpectedAlert, a: &serde_json::Value) -> bool {
             return false;
         }
     }
-    if let Some(v) = e.value {
-        if a["value"]
+    if let Some(v) = e.value
+        && a["value"]
             .as_f64()
             .is_none_or(|x| (x - v).abs() > 1e-9 * v.abs().max(1.0))
-        {
-            return false;
-        }
+    {
+        return false;
     }
     true
 }

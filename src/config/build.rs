@@ -125,7 +125,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
     match (ruleset, default_parser) {
         (Some(ruleset), Some(default_parser)) if diags.is_empty() => Ok(Runtime {
             ruleset,
-            engine: loaded.engine.clone(),
+            engine: loaded.engine,
             data_dir: loaded.data_dir.clone(),
             parse,
             patterns,
@@ -169,16 +169,15 @@ fn engine_diag(loaded: &Loaded, e: BuildError) -> Diagnostic {
 /// Parse errors name `parsers[N].field` over the concatenated list of all
 /// files' parsers; map N back to the item's own file and index.
 fn parse_diag(loaded: &Loaded, e: &ConfigError) -> Diagnostic {
-    if let Some(rest) = e.field.strip_prefix("parsers[") {
-        if let Some((n, tail)) = rest.split_once(']') {
-            if let Some(item) = n.parse::<usize>().ok().and_then(|n| loaded.parsers.get(n)) {
-                let field = format!(
-                    "parsers[{}] ({}){}",
-                    item.origin.index, item.value.name, tail
-                );
-                return item.origin.diag(field, e.message.clone());
-            }
-        }
+    if let Some(rest) = e.field.strip_prefix("parsers[")
+        && let Some((n, tail)) = rest.split_once(']')
+        && let Some(item) = n.parse::<usize>().ok().and_then(|n| loaded.parsers.get(n))
+    {
+        let field = format!(
+            "parsers[{}] ({}){}",
+            item.origin.index, item.value.name, tail
+        );
+        return item.origin.diag(field, e.message.clone());
     }
     match &loaded.parse {
         Some(p) => p.origin.diag(e.field.clone(), e.message.clone()),
