@@ -28,36 +28,166 @@ macro_rules! spec {
 
 pub const CATALOG: &[EventSpec] = &[
     // Authentication
-    spec!("auth.login_succeeded", Info, ["user_id", "ip", "user_agent"], "Successful login"),
-    spec!("auth.login_failed", Warn, ["email", "ip", "reason"], "Failed login"),
-    spec!("auth.password_reset_requested", Info, ["email", "ip"], "Password reset request"),
-    spec!("auth.session_created", Info, ["user_id", "session_id_prefix", "ip"], "Session created"),
-    spec!("auth.session_invalidated", Info, ["user_id", "reason"], "Session invalidated (logout/timeout/revoked)"),
-    spec!("auth.mfa_succeeded", Info, ["user_id", "method"], "MFA success (totp/backup_code)"),
-    spec!("auth.mfa_failed", Warn, ["user_id", "method", "reason"], "MFA failure"),
-    spec!("admin.auth_failed", Warn, ["user_id", "ip"], "Admin authentication failure"),
+    spec!(
+        "auth.login_succeeded",
+        Info,
+        ["user_id", "ip", "user_agent"],
+        "Successful login"
+    ),
+    spec!(
+        "auth.login_failed",
+        Warn,
+        ["email", "ip", "reason"],
+        "Failed login"
+    ),
+    spec!(
+        "auth.password_reset_requested",
+        Info,
+        ["email", "ip"],
+        "Password reset request"
+    ),
+    spec!(
+        "auth.session_created",
+        Info,
+        ["user_id", "session_id_prefix", "ip"],
+        "Session created"
+    ),
+    spec!(
+        "auth.session_invalidated",
+        Info,
+        ["user_id", "reason"],
+        "Session invalidated (logout/timeout/revoked)"
+    ),
+    spec!(
+        "auth.mfa_succeeded",
+        Info,
+        ["user_id", "method"],
+        "MFA success (totp/backup_code)"
+    ),
+    spec!(
+        "auth.mfa_failed",
+        Warn,
+        ["user_id", "method", "reason"],
+        "MFA failure"
+    ),
+    spec!(
+        "admin.auth_failed",
+        Warn,
+        ["user_id", "ip"],
+        "Admin authentication failure"
+    ),
     // Authorization
-    spec!("authz.access_denied", Warn, ["user_id", "resource", "action", "reason"], "Access denied"),
-    spec!("authz.admin_action", Info, ["admin_id", "action", "target", "details"], "Admin action"),
-    spec!("authz.permission_changed", Info, ["user_id", "target_user", "permission", "change"], "Permission change"),
-    spec!("authz.api_key_created", Info, ["user_id", "key_prefix", "scopes"], "API key created"),
-    spec!("authz.api_key_revoked", Info, ["user_id", "key_prefix", "reason"], "API key revoked"),
+    spec!(
+        "authz.access_denied",
+        Warn,
+        ["user_id", "resource", "action", "reason"],
+        "Access denied"
+    ),
+    spec!(
+        "authz.admin_action",
+        Info,
+        ["admin_id", "action", "target", "details"],
+        "Admin action"
+    ),
+    spec!(
+        "authz.permission_changed",
+        Info,
+        ["user_id", "target_user", "permission", "change"],
+        "Permission change"
+    ),
+    spec!(
+        "authz.api_key_created",
+        Info,
+        ["user_id", "key_prefix", "scopes"],
+        "API key created"
+    ),
+    spec!(
+        "authz.api_key_revoked",
+        Info,
+        ["user_id", "key_prefix", "reason"],
+        "API key revoked"
+    ),
     // Rate limiting
-    spec!("ratelimit.warning", Info, ["identifier", "endpoint", "count", "limit"], "Rate limit warning (80%)"),
-    spec!("ratelimit.exceeded", Warn, ["identifier", "endpoint", "count", "limit", "retry_after"], "Rate limit exceeded"),
-    spec!("ratelimit.burst", Error, ["identifier", "endpoint", "requests_in_window"], "Rate limit burst"),
+    spec!(
+        "ratelimit.warning",
+        Info,
+        ["identifier", "endpoint", "count", "limit"],
+        "Rate limit warning (80%)"
+    ),
+    spec!(
+        "ratelimit.exceeded",
+        Warn,
+        ["identifier", "endpoint", "count", "limit", "retry_after"],
+        "Rate limit exceeded"
+    ),
+    spec!(
+        "ratelimit.burst",
+        Error,
+        ["identifier", "endpoint", "requests_in_window"],
+        "Rate limit burst"
+    ),
     // Vault and encryption
-    spec!("vault.unlock_succeeded", Info, ["user_id", "method"], "Vault unlock success (password/biometric)"),
-    spec!("vault.unlock_failed", Warn, ["user_id", "method", "attempt_count"], "Vault unlock failure"),
-    spec!("vault.locked", Info, ["user_id", "idle_duration"], "Vault locked (timeout)"),
-    spec!("crypto.key_rotated", Info, ["old_version", "new_version", "migrated_count"], "Encryption key rotation"),
-    spec!("crypto.decryption_failed", Error, ["context", "error_type"], "Decryption failure"),
+    spec!(
+        "vault.unlock_succeeded",
+        Info,
+        ["user_id", "method"],
+        "Vault unlock success (password/biometric)"
+    ),
+    spec!(
+        "vault.unlock_failed",
+        Warn,
+        ["user_id", "method", "attempt_count"],
+        "Vault unlock failure"
+    ),
+    spec!(
+        "vault.locked",
+        Info,
+        ["user_id", "idle_duration"],
+        "Vault locked (timeout)"
+    ),
+    spec!(
+        "crypto.key_rotated",
+        Info,
+        ["old_version", "new_version", "migrated_count"],
+        "Encryption key rotation"
+    ),
+    spec!(
+        "crypto.decryption_failed",
+        Error,
+        ["context", "error_type"],
+        "Decryption failure"
+    ),
     // Containers
-    spec!("container.created", Info, ["user_id", "container_id"], "Container created"),
-    spec!("container.started", Info, ["user_id", "container_id", "wake_reason"], "Container started"),
-    spec!("container.hibernated", Info, ["user_id", "container_id", "mode"], "Container hibernated (pause/stop)"),
-    spec!("container.error", Error, ["user_id", "container_id", "error"], "Container error"),
-    spec!("container.resource_limit", Warn, ["user_id", "container_id", "resource"], "Resource limit hit (memory/cpu)"),
+    spec!(
+        "container.created",
+        Info,
+        ["user_id", "container_id"],
+        "Container created"
+    ),
+    spec!(
+        "container.started",
+        Info,
+        ["user_id", "container_id", "wake_reason"],
+        "Container started"
+    ),
+    spec!(
+        "container.hibernated",
+        Info,
+        ["user_id", "container_id", "mode"],
+        "Container hibernated (pause/stop)"
+    ),
+    spec!(
+        "container.error",
+        Error,
+        ["user_id", "container_id", "error"],
+        "Container error"
+    ),
+    spec!(
+        "container.resource_limit",
+        Warn,
+        ["user_id", "container_id", "resource"],
+        "Resource limit hit (memory/cpu)"
+    ),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static EventSpec> {

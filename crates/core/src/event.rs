@@ -81,7 +81,11 @@ impl Fields {
     }
 }
 
-fn insert_nested(root: &mut serde_json::Map<String, serde_json::Value>, path: &str, v: serde_json::Value) {
+fn insert_nested(
+    root: &mut serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    v: serde_json::Value,
+) {
     match path.split_once('.') {
         None => {
             root.insert(path.to_string(), v);

@@ -40,7 +40,9 @@ impl FieldPath {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@'))
             {
-                return Err(err("segments may only contain letters, digits, '_', '-' and '@'"));
+                return Err(err(
+                    "segments may only contain letters, digits, '_', '-' and '@'",
+                ));
             }
         }
         Ok(FieldPath(Str::from(s)))

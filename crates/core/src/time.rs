@@ -145,9 +145,7 @@ impl Dur {
             if start == i {
                 return Err(bad("expected a number, e.g. 30s, 5m, 1h"));
             }
-            let num: f64 = t[start..i]
-                .parse()
-                .map_err(|_| bad("invalid number"))?;
+            let num: f64 = t[start..i].parse().map_err(|_| bad("invalid number"))?;
             let ustart = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
@@ -182,7 +180,13 @@ impl fmt::Display for Dur {
             f.write_str("-")?;
             ms = -ms;
         }
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{}", ms / size, unit)?;
                 ms %= size;
@@ -262,6 +266,9 @@ mod tests {
     fn floor_aligns_to_step() {
         let t = Timestamp(12_345);
         assert_eq!(t.floor_to(Dur::from_secs(10)), Timestamp(10_000));
-        assert_eq!(Timestamp(-1).floor_to(Dur::from_secs(10)), Timestamp(-10_000));
+        assert_eq!(
+            Timestamp(-1).floor_to(Dur::from_secs(10)),
+            Timestamp(-10_000)
+        );
     }
 }
