@@ -52,7 +52,7 @@ pub fn record_error(summary: &mut Summary, source: &str, line: u64, e: &ParseErr
     let limit = summary.limit;
     summary
         .errors
-        .entry(error_kind(e))
+        .entry(e.kind())
         .or_default()
         .add(limit, || Located {
             source: source.to_string(),
@@ -73,10 +73,6 @@ pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64)
             line,
             message: format!("line of {len} bytes exceeds the maximum line length; skipped"),
         });
-}
-
-fn error_kind(e: &ParseError) -> &'static str {
-    e.kind()
 }
 
 /// The engine plus the bookkeeping around it: rule lookup for verdicts and
