@@ -1,0 +1,413 @@
+//! The durable outbox: every notification is written here (in the shared
+//! SQLite database) before it is sent.
+//!
+//! Life of an item: `pending` → (`due` leases it) `sending` → `sent`, or back
+//! to `pending` with a later `next_attempt_at` (`mark_failed`), or `dead`
+//! (`dead_letter`: permanent failure or older than `max_age`). A `sending`
+//! item whose lease has expired returns to `pending` in [`Outbox::due`], and
+//! [`Outbox::recover`] returns every `sending` item at startup: a process
+//! killed mid-send re-sends after restart (at least once; receivers dedupe on
+//! the idempotency key).
+//!
+//! Migrations are recorded in `schema_migrations(component, version)` with
+//! component `notify`, shared with the other components using the file.
+
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use secmon_core::{Dur, Timestamp};
+
+use crate::model::Message;
+use crate::{Error, Result};
+
+pub const COMPONENT: &str = "notify";
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE notify_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        receiver TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        queued_at INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        sent_at INTEGER,
+        last_error TEXT,
+        dead_reason TEXT
+    );
+    CREATE INDEX notify_outbox_due ON notify_outbox (status, next_attempt_at);",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    Pending,
+    Sending,
+    Sent,
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for OutboxStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending" => OutboxStatus::Pending,
+            "sending" => OutboxStatus::Sending,
+            "sent" => OutboxStatus::Sent,
+            "dead" | "failed" => OutboxStatus::Dead,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown outbox status {s:?} (pending, sending, sent, dead)"
+                )));
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub message: Message,
+    pub status: OutboxStatus,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    /// When the item was (re-)queued; `max_age` counts from here.
+    pub queued_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+}
+
+/// Which dead letters [`Outbox::retry`] re-queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryTarget {
+    One(i64),
+    All,
+}
+
+/// The outbox over a connection owned by the caller.
+pub struct Outbox<'c> {
+    conn: &'c Connection,
+    lease: Dur,
+}
+
+const COLUMNS: &str = "id, message, status, attempts, created_at, queued_at, next_attempt_at, sent_at, last_error, dead_reason";
+
+fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxItem, String)> {
+    let message: String = r.get(1)?;
+    let status: String = r.get(2)?;
+    let item = OutboxItem {
+        id: r.get(0)?,
+        message: Message {
+            receiver: String::new(),
+            alerts: vec![],
+            status: crate::model::AlertStatus::Firing,
+            kind: crate::model::MessageKind::Alert,
+            idempotency_key: String::new(),
+            suppressed: 0,
+            digest: None,
+        },
+        status: status.parse().unwrap_or(OutboxStatus::Pending),
+        attempts: r.get::<_, i64>(3)? as u32,
+        created_at: Timestamp(r.get(4)?),
+        queued_at: Timestamp(r.get(5)?),
+        next_attempt_at: Timestamp(r.get(6)?),
+        sent_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+        last_error: r.get(8)?,
+        dead_reason: r.get(9)?,
+    };
+    Ok((item, message))
+}
+
+impl<'c> Outbox<'c> {
+    /// Applies pending migrations. The lease is how long a `sending` item is
+    /// reserved (must exceed the send timeout).
+    pub fn new(conn: &'c Connection, lease: Dur) -> Result<Outbox<'c>> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                component TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                PRIMARY KEY (component, version)
+            )",
+        )?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            let tx = rusqlite::Transaction::new_unchecked(
+                conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            let done: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM schema_migrations WHERE component = ?1 AND version = ?2",
+                    params![COMPONENT, version],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if done.is_none() {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (component, version) VALUES (?1, ?2)",
+                    params![COMPONENT, version],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(Outbox { conn, lease })
+    }
+
+    fn load(&self, (mut item, json): (OutboxItem, String)) -> Result<OutboxItem> {
+        item.message = serde_json::from_str(&json)?;
+        Ok(item)
+    }
+
+    /// Stores `msg` as pending, due now. Enqueueing a message whose
+    /// idempotency key is already stored returns the existing id and stores
+    /// nothing (so replaying the same alerts does not notify twice).
+    pub fn enqueue(&self, msg: &Message, now: Timestamp) -> Result<i64> {
+        let json = serde_json::to_string(msg)?;
+        let kind = serde_json::to_value(msg.kind)?;
+        let inserted = self.conn.execute(
+            "INSERT INTO notify_outbox
+                (idempotency_key, receiver, kind, message, status, attempts, created_at, queued_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            params![msg.idempotency_key, msg.receiver, kind.as_str().unwrap_or("alert"), json, now.0],
+        )?;
+        if inserted == 1 {
+            return Ok(self.conn.last_insert_rowid());
+        }
+        Ok(self.conn.query_row(
+            "SELECT id FROM notify_outbox WHERE idempotency_key = ?1",
+            params![msg.idempotency_key],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Returns every `sending` item to `pending` (call once at startup: a
+    /// single process owns the outbox, so those sends died with it).
+    pub fn recover(&self, now: Timestamp) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE notify_outbox SET status = 'pending', lease_until = NULL,
+                 next_attempt_at = MIN(next_attempt_at, ?1)
+             WHERE status = 'sending'",
+            params![now.0],
+        )?)
+    }
+
+    /// Leases up to `limit` items due at `now` (oldest first), marking them
+    /// `sending` until `now + lease`. Expired leases are released first.
+    pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        tx.execute(
+            "UPDATE notify_outbox SET status = 'pending', lease_until = NULL
+             WHERE status = 'sending' AND lease_until <= ?1",
+            params![now.0],
+        )?;
+        let rows = {
+            let mut st = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM notify_outbox
+                 WHERE status = 'pending' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2"
+            ))?;
+            st.query_map(params![now.0, limit as i64], row_item)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let lease_until = now.add(self.lease).0;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut item = self.load(row)?;
+            tx.execute(
+                "UPDATE notify_outbox SET status = 'sending', lease_until = ?2 WHERE id = ?1",
+                params![item.id, lease_until],
+            )?;
+            item.status = OutboxStatus::Sending;
+            out.push(item);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn mark_sent(&self, id: i64, now: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE notify_outbox SET status = 'sent', sent_at = ?2, lease_until = NULL WHERE id = ?1",
+            params![id, now.0],
+        )?;
+        Ok(())
+    }
+
+    /// Counts a failed attempt and schedules the next at `retry_at`.
+    pub fn mark_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE notify_outbox SET status = 'pending', attempts = attempts + 1,
+                 last_error = ?2, next_attempt_at = ?3, lease_until = NULL
+             WHERE id = ?1",
+            params![id, error, retry_at.0],
+        )?;
+        Ok(())
+    }
+
+    pub fn dead_letter(&self, id: i64, reason: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE notify_outbox SET status = 'dead', dead_reason = ?2, lease_until = NULL WHERE id = ?1",
+            params![id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Items with `status`, oldest first.
+    pub fn list(&self, status: OutboxStatus) -> Result<Vec<OutboxItem>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM notify_outbox WHERE status = ?1 ORDER BY id"
+        ))?;
+        let rows = st
+            .query_map(params![status.as_str()], row_item)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|r| self.load(r)).collect()
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<OutboxItem>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM notify_outbox WHERE id = ?1"),
+                params![id],
+                row_item,
+            )
+            .optional()?;
+        row.map(|r| self.load(r)).transpose()
+    }
+
+    /// Re-queues dead letters (one or all) as new: due now, attempts reset,
+    /// `max_age` counted from now. Returns how many were re-queued.
+    pub fn retry(&self, target: RetryTarget, now: Timestamp) -> Result<usize> {
+        let set = "status = 'pending', attempts = 0, queued_at = ?1, next_attempt_at = ?1,
+                   dead_reason = NULL, lease_until = NULL";
+        Ok(match target {
+            RetryTarget::One(id) => self.conn.execute(
+                &format!("UPDATE notify_outbox SET {set} WHERE id = ?2 AND status = 'dead'"),
+                params![now.0, id],
+            )?,
+            RetryTarget::All => self.conn.execute(
+                &format!("UPDATE notify_outbox SET {set} WHERE status = 'dead'"),
+                params![now.0],
+            )?,
+        })
+    }
+
+    /// Items not yet sent nor dead (pending + sending).
+    pub fn depth(&self) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM notify_outbox WHERE status IN ('pending', 'sending')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Deletes sent items sent before `before`; returns how many.
+    pub fn prune_sent(&self, before: Timestamp) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM notify_outbox WHERE status = 'sent' AND sent_at < ?1",
+            params![before.0],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::tests::{alert, message};
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("secmon.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        (dir, conn)
+    }
+
+    fn msg(key: &str) -> Message {
+        let mut m = message(vec![alert()]);
+        m.idempotency_key = key.into();
+        m
+    }
+
+    #[test]
+    fn lifecycle_leases_and_dead_letters() {
+        let (_d, conn) = db();
+        let ob = Outbox::new(&conn, Dur::from_secs(60)).unwrap();
+        // Migrations are idempotent and recorded.
+        Outbox::new(&conn, Dur::from_secs(60)).unwrap();
+        let v: i64 = conn
+            .query_row(
+                "SELECT MAX(version) FROM schema_migrations WHERE component='notify'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, 1);
+        let t = Timestamp(1_000_000);
+        let a = ob.enqueue(&msg("a"), t).unwrap();
+        let b = ob.enqueue(&msg("b"), t).unwrap();
+        assert_eq!(ob.enqueue(&msg("a"), t).unwrap(), a, "same key, same item");
+        assert_eq!(ob.depth().unwrap(), 2);
+
+        let due = ob.due(t, 10).unwrap();
+        assert_eq!(due.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(due[0].message, msg("a"));
+        assert!(ob.due(t, 10).unwrap().is_empty(), "leased");
+        ob.mark_sent(a, t).unwrap();
+        ob.mark_failed(b, "HTTP 500", t.add(Dur::from_secs(5)))
+            .unwrap();
+        assert!(ob.due(t.add(Dur::from_secs(4)), 10).unwrap().is_empty());
+        let again = ob.due(t.add(Dur::from_secs(5)), 10).unwrap();
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(again[0].last_error.as_deref(), Some("HTTP 500"));
+        // Lease expiry returns it.
+        assert!(ob.due(t.add(Dur::from_secs(30)), 10).unwrap().is_empty());
+        assert_eq!(ob.due(t.add(Dur::from_secs(66)), 10).unwrap().len(), 1);
+        ob.dead_letter(b, "too old").unwrap();
+        assert_eq!(ob.depth().unwrap(), 0);
+        let dead = ob.list(OutboxStatus::Dead).unwrap();
+        assert_eq!(dead[0].dead_reason.as_deref(), Some("too old"));
+        let later = t.add(Dur::from_mins(100));
+        assert_eq!(ob.retry(RetryTarget::All, later).unwrap(), 1);
+        let it = ob.get(b).unwrap().unwrap();
+        assert_eq!(
+            (it.status, it.attempts, it.queued_at),
+            (OutboxStatus::Pending, 0, later)
+        );
+        assert_eq!(ob.list(OutboxStatus::Sent).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn recover_releases_all_sending() {
+        let (_d, conn) = db();
+        let ob = Outbox::new(&conn, Dur::from_mins(10)).unwrap();
+        let t = Timestamp(5);
+        ob.enqueue(&msg("x"), t).unwrap();
+        assert_eq!(ob.due(t, 10).unwrap().len(), 1);
+        let ob = Outbox::new(&conn, Dur::from_mins(10)).unwrap();
+        assert_eq!(ob.recover(t).unwrap(), 1);
+        assert_eq!(ob.due(t, 10).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Routing, batching and rate limiting.
