@@ -10,7 +10,9 @@
 
 pub mod alerts;
 pub mod config;
+pub mod decisions;
 pub mod error;
+pub mod publish;
 pub mod store;
 
 pub use alerts::{
@@ -21,5 +23,7 @@ pub use config::{
     ActionConfig, AllowlistConfig, DecisionAction, EscalationChain, ExecConfig, IncidentConfig,
     PublishConfig, RedisPublishConfig, RespondConfig, Scope,
 };
+pub use decisions::{Decision, DecisionChange, DecisionOutcome, DecisionState, Decisions, Refusal};
 pub use error::{RespondError, Result};
+pub use publish::{DecisionPublisher, ExecPublisher, RedisPublisher};
 pub use store::Store;
