@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod config;
 pub mod decisions;
 pub mod error;
+pub mod incidents;
 pub mod publish;
 pub mod store;
 
@@ -25,5 +26,9 @@ pub use config::{
 };
 pub use decisions::{Decision, DecisionChange, DecisionOutcome, DecisionState, Decisions, Refusal};
 pub use error::{RespondError, Result};
+pub use incidents::{
+    ChecklistItem, Escalation, Incident, IncidentChange, IncidentDetail, IncidentFilter,
+    IncidentState, Incidents, TimelineEntry, TimelineKind,
+};
 pub use publish::{DecisionPublisher, ExecPublisher, RedisPublisher};
 pub use store::Store;

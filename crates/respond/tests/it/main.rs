@@ -5,5 +5,7 @@
 
 mod alerts;
 mod common;
+mod crash;
 mod decisions;
+mod incidents;
 mod publish;
