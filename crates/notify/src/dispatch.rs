@@ -1,1 +1,322 @@
-//! Delivery.
+//! Delivery: the [`Dispatcher`] holds the resolved receivers and a blocking
+//! HTTP client and delivers one outbox item at a time.
+//!
+//! Classification: timeouts, connection errors, 408, 429 and 5xx (and SMTP
+//! transient errors) are retried with exponential backoff and full jitter,
+//! honouring `Retry-After`; other 4xx (and SMTP permanent errors) go straight
+//! to the dead-letter list, as does an item still undelivered `max_age` after
+//! it was queued. Reasons never contain a secret: URLs are stripped from HTTP
+//! errors and every secret value of the receiver is scrubbed from them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::Rng;
+use secmon_core::{Dur, Timestamp};
+
+use crate::config::{NotifyConfig, OutboxConfig};
+use crate::model::Message;
+use crate::outbox::{Outbox, OutboxItem};
+use crate::render::email::SendError;
+use crate::render::{HttpRequest, Receiver};
+use crate::secret::EnvLookup;
+use crate::{Error, Result};
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Sent,
+    /// Try again; `after` is the server's `Retry-After` when it sent one.
+    Retry {
+        after: Option<Dur>,
+        reason: String,
+    },
+    Permanent {
+        reason: String,
+    },
+}
+
+/// What [`Dispatcher::deliver_one`] did with an outbox item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Retrying { at: Timestamp, reason: String },
+    Dead { reason: String },
+}
+
+pub struct Dispatcher {
+    receivers: BTreeMap<String, Receiver>,
+    client: reqwest::blocking::Client,
+    outbox: OutboxConfig,
+    footer: String,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("receivers", &self.receivers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn std_dur(d: Dur) -> Duration {
+    Duration::from_millis(d.as_millis().max(1) as u64)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(v: &str, now: Timestamp) -> Option<Dur> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Dur::from_secs(secs.min(86_400 * 7) as i64));
+    }
+    let ts = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()?;
+    Some(Timestamp(ts.as_millisecond()).since(now).max(Dur::ZERO))
+}
+
+impl Dispatcher {
+    /// Resolves every receiver's secrets (via `env`) and builds the client.
+    pub fn new(cfg: &NotifyConfig, env: EnvLookup<'_>) -> Result<Dispatcher> {
+        cfg.validate()?;
+        let mut warnings = Vec::new();
+        let mut receivers = BTreeMap::new();
+        for r in &cfg.receivers {
+            let built = Receiver::build(r, cfg.outbox.timeout, env, &mut warnings)?;
+            receivers.insert(r.name().to_string(), built);
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std_dur(cfg.outbox.timeout))
+            .connect_timeout(std_dur(cfg.outbox.timeout.min(Dur::from_secs(10))))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("secmon-notify/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("http client: {}", e.without_url())))?;
+        Ok(Dispatcher {
+            receivers,
+            client,
+            outbox: cfg.outbox,
+            footer: cfg.footer.clone(),
+            warnings,
+        })
+    }
+
+    /// Notes from building (e.g. secrets written literally in config).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn receiver(&self, name: &str) -> Option<&Receiver> {
+        self.receivers.get(name)
+    }
+
+    pub fn receiver_names(&self) -> impl Iterator<Item = &str> {
+        self.receivers.keys().map(String::as_str)
+    }
+
+    /// The request `msg` would produce (for `notify test --dry-run` and tests).
+    pub fn render(&self, msg: &Message) -> Result<HttpRequest> {
+        let r = self
+            .receivers
+            .get(&msg.receiver)
+            .ok_or_else(|| Error::UnknownReceiver(msg.receiver.clone()))?;
+        r.render_http(msg, &self.footer)
+    }
+
+    /// One attempt to deliver `msg`. `now` only serves `Retry-After` dates.
+    pub fn deliver(&self, msg: &Message, now: Timestamp) -> DeliveryResult {
+        let Some(r) = self.receivers.get(&msg.receiver) else {
+            return DeliveryResult::Permanent {
+                reason: format!("unknown receiver {:?}", msg.receiver),
+            };
+        };
+        let res = match r {
+            Receiver::Email(e) => match e.send(msg, &self.footer) {
+                Ok(()) => DeliveryResult::Sent,
+                Err(SendError::Transient(reason)) => DeliveryResult::Retry {
+                    after: None,
+                    reason,
+                },
+                Err(SendError::Permanent(reason)) => DeliveryResult::Permanent { reason },
+            },
+            _ => match r.render_http(msg, &self.footer) {
+                Ok(req) => self.send_http(&req, now),
+                Err(e) => DeliveryResult::Permanent {
+                    reason: e.to_string(),
+                },
+            },
+        };
+        scrub(res, r)
+    }
+
+    fn send_http(&self, req: &HttpRequest, now: Timestamp) -> DeliveryResult {
+        let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                return DeliveryResult::Permanent {
+                    reason: format!("bad method {}", req.method),
+                };
+            }
+        };
+        let mut b = self.client.request(method, &req.url).body(req.body.clone());
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        let resp = match b.send() {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect error"
+                } else {
+                    "request error"
+                };
+                let builder = e.is_builder();
+                let e = e.without_url();
+                let mut reason = format!("{kind}: {e}");
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    reason.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                if builder {
+                    return DeliveryResult::Permanent { reason };
+                }
+                return DeliveryResult::Retry {
+                    after: None,
+                    reason,
+                };
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return DeliveryResult::Sent;
+        }
+        let after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now));
+        let mut body = resp.text().unwrap_or_default();
+        if body.len() > 200 {
+            let mut end = 200;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            body.truncate(end);
+        }
+        let reason = format!("HTTP {}: {}", status.as_u16(), body.trim());
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            DeliveryResult::Retry { after, reason }
+        } else {
+            DeliveryResult::Permanent { reason }
+        }
+    }
+
+    /// The delay before retry number `attempts + 1`: full jitter over
+    /// `min(backoff_max, backoff_base * 2^attempts)`.
+    pub fn backoff(&self, attempts: u32) -> Dur {
+        let base = self.outbox.backoff_base.as_millis().max(1);
+        let cap = self.outbox.backoff_max.as_millis().max(base);
+        let exp = base.saturating_mul(1i64 << attempts.min(40)).min(cap);
+        Dur::from_millis(rand::rng().random_range(0..=exp))
+    }
+
+    /// Delivers one leased outbox item and records the outcome in `outbox`.
+    pub fn deliver_one(
+        &self,
+        outbox: &Outbox<'_>,
+        item: &OutboxItem,
+        now: Timestamp,
+    ) -> Result<Outcome> {
+        let res = self.deliver(&item.message, now);
+        let outcome = match res {
+            DeliveryResult::Sent => {
+                outbox.mark_sent(item.id, now)?;
+                Outcome::Sent
+            }
+            DeliveryResult::Permanent { reason } => {
+                outbox.dead_letter(item.id, &reason)?;
+                Outcome::Dead { reason }
+            }
+            DeliveryResult::Retry { after, reason } => {
+                let delay = after.unwrap_or_else(|| self.backoff(item.attempts));
+                let at = now.add(delay);
+                if at.since(item.queued_at) > self.outbox.max_age {
+                    let reason = format!(
+                        "undelivered after {} ({} attempts): {reason}",
+                        self.outbox.max_age,
+                        item.attempts + 1
+                    );
+                    outbox.mark_failed(item.id, &reason, at)?;
+                    outbox.dead_letter(item.id, &reason)?;
+                    Outcome::Dead { reason }
+                } else {
+                    outbox.mark_failed(item.id, &reason, at)?;
+                    Outcome::Retrying { at, reason }
+                }
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// Sends a test message to `receiver` right away (`notify test RECEIVER`).
+    pub fn send_test(&self, receiver: &str, now: Timestamp) -> Result<DeliveryResult> {
+        if !self.receivers.contains_key(receiver) {
+            return Err(Error::UnknownReceiver(receiver.to_string()));
+        }
+        Ok(self.deliver(&Message::test(receiver, now), now))
+    }
+}
+
+fn scrub(res: DeliveryResult, r: &Receiver) -> DeliveryResult {
+    let clean = |mut s: String| {
+        for secret in r.secrets() {
+            if !secret.is_empty() {
+                s = s.replace(secret, "***");
+            }
+        }
+        s
+    };
+    match res {
+        DeliveryResult::Sent => DeliveryResult::Sent,
+        DeliveryResult::Retry { after, reason } => DeliveryResult::Retry {
+            after,
+            reason: clean(reason),
+        },
+        DeliveryResult::Permanent { reason } => DeliveryResult::Permanent {
+            reason: clean(reason),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = Timestamp::parse_rfc3339("2015-10-21T07:28:00Z").unwrap();
+        assert_eq!(parse_retry_after("1", now), Some(Dur::from_secs(1)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Dur::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        let cfg = NotifyConfig::default();
+        let d = Dispatcher::new(&cfg, &|_| None).unwrap();
+        for attempts in [0, 1, 5, 30, 100] {
+            for _ in 0..50 {
+                let b = d.backoff(attempts);
+                let cap = (1000i64 << attempts.min(40)).min(300_000);
+                assert!(b >= Dur::ZERO && b.as_millis() <= cap, "{attempts} {b}");
+            }
+        }
+    }
+}

@@ -27,8 +27,10 @@ pub mod template;
 
 pub use config::NotifyConfig;
 
+pub use dispatch::{DeliveryResult, Dispatcher, Outcome};
 pub use model::{AlertStatus, AlertView, Message, MessageKind};
-pub use outbox::{Outbox, OutboxItem, OutboxStatus};
+pub use outbox::{Outbox, OutboxItem, OutboxStatus, RetryTarget};
+pub use route::{Batcher, Router};
 
 pub use secret::{Secret, SecretString};
 

@@ -1,1 +1,563 @@
 //! Routing, batching and rate limiting.
+//!
+//! [`Router`] maps an alert to `(route index, receiver)` pairs: routes are
+//! tried in order and the first match wins unless it sets `continue`.
+//! [`Batcher`] groups alerts per (route, receiver, `group_by` values): a new
+//! group waits `group_wait` before its first message, later changes wait until
+//! `group_interval` after the previous message, and still-firing alerts are
+//! repeated every `repeat_interval`. Resolved alerts go out as resolved
+//! messages to receivers that take them (`send_resolved`). Each receiver has a
+//! token bucket; messages over the limit are dropped and counted, and the count
+//! rides on the receiver's next message as `suppressed` ("+N more").
+//! Routes with `digest` feed the [`Digest`] instead.
+
+use std::collections::BTreeMap;
+
+use secmon_core::Timestamp;
+
+use crate::Result;
+use crate::config::{MatchConfig, NotifyConfig, RateLimitConfig, RouteConfig};
+use crate::digest::Digest;
+use crate::model::{AlertStatus, AlertView, Message, MessageKind, stable_key};
+
+#[derive(Debug, Clone)]
+pub struct Router {
+    routes: Vec<RouteConfig>,
+}
+
+/// Whether `m` matches `a` (all given conditions).
+pub fn matches(m: &MatchConfig, a: &AlertView) -> bool {
+    if let Some(s) = &m.severity
+        && !s.contains(&a.severity)
+    {
+        return false;
+    }
+    if let Some(min) = m.min_severity
+        && a.severity < min
+    {
+        return false;
+    }
+    if let Some(p) = &m.priority {
+        match a.priority {
+            Some(ap) if p.contains(&ap) => {}
+            _ => return false,
+        }
+    }
+    if let Some(r) = &m.rule
+        && !r.iter().any(|r| *r == a.rule || *r == a.rule_name)
+    {
+        return false;
+    }
+    m.labels
+        .iter()
+        .all(|(k, v)| a.get(k).as_deref() == Some(v.as_str()))
+}
+
+impl Router {
+    pub fn new(cfg: &NotifyConfig) -> Router {
+        Router {
+            routes: cfg.routes.clone(),
+        }
+    }
+
+    /// `(route index, receiver)` for every receiver the alert goes to, in
+    /// route order; a receiver reached by two routes appears twice.
+    pub fn route(&self, a: &AlertView) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if matches(&r.matcher, a) {
+                out.extend(r.receivers.iter().map(|name| (i, name.clone())));
+                if !r.continue_ {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    pub fn routes(&self) -> &[RouteConfig] {
+        &self.routes
+    }
+}
+
+/// A token bucket: `per_minute` tokens a minute, `burst` at most.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    per_ms: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Timestamp>,
+}
+
+impl TokenBucket {
+    pub fn new(cfg: RateLimitConfig) -> TokenBucket {
+        let burst = cfg.burst.max(1) as f64;
+        TokenBucket {
+            per_ms: cfg.per_minute as f64 / 60_000.0,
+            burst,
+            tokens: burst,
+            last: None,
+        }
+    }
+
+    /// Takes a token if one is available at `now`.
+    pub fn try_take(&mut self, now: Timestamp) -> bool {
+        if let Some(last) = self.last {
+            let elapsed = now.since(last).as_millis().max(0) as f64;
+            self.tokens = (self.tokens + elapsed * self.per_ms).min(self.burst);
+        }
+        self.last = Some(self.last.map_or(now, |l| l.max(now)));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ReceiverState {
+    send_resolved: bool,
+    one_per_message: bool,
+    exempt_resolved: bool,
+    bucket: TokenBucket,
+    dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    route: usize,
+    receiver: String,
+    values: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    alert: AlertView,
+    /// When and as what it was last notified.
+    notified: Option<(Timestamp, AlertStatus)>,
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    alerts: BTreeMap<String, Tracked>,
+    next_flush: Option<Timestamp>,
+    last_flush: Option<Timestamp>,
+}
+
+/// Routing + grouping + rate limiting + digests: push alerts in, take
+/// messages out.
+#[derive(Debug)]
+pub struct Batcher {
+    router: Router,
+    receivers: BTreeMap<String, ReceiverState>,
+    groups: BTreeMap<GroupKey, Group>,
+    digest: Digest,
+}
+
+impl Batcher {
+    pub fn new(cfg: &NotifyConfig, now: Timestamp) -> Result<Batcher> {
+        cfg.validate()?;
+        let receivers = cfg
+            .receivers
+            .iter()
+            .map(|r| {
+                let kind = r.kind();
+                (
+                    r.name().to_string(),
+                    ReceiverState {
+                        send_resolved: r.send_resolved(),
+                        one_per_message: r.one_alert_per_message(),
+                        exempt_resolved: kind == "pagerduty" || kind == "alertmanager",
+                        bucket: TokenBucket::new(r.common().rate_limit.unwrap_or(cfg.rate_limit)),
+                        dropped: 0,
+                    },
+                )
+            })
+            .collect();
+        Ok(Batcher {
+            router: Router::new(cfg),
+            receivers,
+            groups: BTreeMap::new(),
+            digest: Digest::new(&cfg.digest, now)?,
+        })
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Takes in a new or updated alert (firing or resolved).
+    pub fn push(&mut self, alert: &AlertView, now: Timestamp) {
+        for (ri, receiver) in self.router.route(alert) {
+            let route = &self.router.routes[ri];
+            if let Some(period) = route.digest {
+                self.digest.push(&receiver, period, alert, now);
+                continue;
+            }
+            let Some(rs) = self.receivers.get(&receiver) else {
+                continue;
+            };
+            let mut values: Vec<String> = route
+                .group_by
+                .iter()
+                .map(|k| alert.get(k).unwrap_or_default())
+                .collect();
+            if rs.one_per_message {
+                values.push(alert.fingerprint.clone());
+            }
+            let key = GroupKey {
+                route: ri,
+                receiver: receiver.clone(),
+                values,
+            };
+            let resolved = alert.status == AlertStatus::Resolved;
+            let group = self.groups.entry(key).or_insert_with(|| Group {
+                next_flush: Some(now.add(route.group_wait)),
+                ..Group::default()
+            });
+            let mut changed = true;
+            match group.alerts.get_mut(&alert.fingerprint) {
+                Some(t) => {
+                    let status_changed = t.alert.status != alert.status;
+                    t.alert = alert.clone();
+                    if resolved && !rs.send_resolved && t.notified.is_some() {
+                        // Already told as firing; this receiver takes no resolved.
+                        group.alerts.remove(&alert.fingerprint);
+                        changed = false;
+                    } else if status_changed {
+                        t.dirty = true;
+                    } else {
+                        changed = false;
+                    }
+                }
+                None => {
+                    group.alerts.insert(
+                        alert.fingerprint.clone(),
+                        Tracked {
+                            alert: alert.clone(),
+                            notified: None,
+                            dirty: true,
+                        },
+                    );
+                }
+            }
+            if changed && group.next_flush.is_none() {
+                let at = match group.last_flush {
+                    Some(last) => last.add(route.group_interval).max(now),
+                    None => now.add(route.group_wait),
+                };
+                group.next_flush = Some(at);
+            }
+        }
+    }
+
+    /// The earliest time something may become due (for the caller's sleep).
+    pub fn next_wakeup(&self) -> Timestamp {
+        let mut t = self.digest.next_due();
+        for (k, g) in &self.groups {
+            if let Some(n) = g.next_flush {
+                t = t.min(n);
+            }
+            let repeat = self.router.routes[k.route].repeat_interval;
+            for a in g.alerts.values() {
+                if let Some((at, AlertStatus::Firing)) = a.notified {
+                    t = t.min(at.add(repeat));
+                }
+            }
+        }
+        t
+    }
+
+    /// Messages due at `now`: grouped alert messages (rate limited) and
+    /// digests.
+    pub fn flush_due(&mut self, now: Timestamp) -> Vec<Message> {
+        let mut out = Vec::new();
+        let routes = &self.router.routes;
+        for (key, group) in self.groups.iter_mut() {
+            let route = &routes[key.route];
+            let flush_time = group.next_flush.is_some_and(|t| t <= now);
+            let repeat_due = |t: &Tracked| {
+                t.alert.status == AlertStatus::Firing
+                    && matches!(t.notified, Some((at, _)) if at.add(route.repeat_interval) <= now)
+            };
+            let any_repeat = group.alerts.values().any(repeat_due);
+            if !flush_time && !any_repeat {
+                continue;
+            }
+            let send: Vec<String> = group
+                .alerts
+                .iter()
+                .filter(|(_, t)| (flush_time && t.dirty) || repeat_due(t))
+                .map(|(fp, _)| fp.clone())
+                .collect();
+            group.next_flush = None;
+            if send.is_empty() {
+                continue;
+            }
+            let mut alerts: Vec<AlertView> = send
+                .iter()
+                .filter_map(|fp| group.alerts.get(fp).map(|t| t.alert.clone()))
+                .collect();
+            alerts.sort_by(|a, b| {
+                a.fired_at
+                    .cmp(&b.fired_at)
+                    .then(a.fingerprint.cmp(&b.fingerprint))
+            });
+            for fp in &send {
+                let done = match group.alerts.get_mut(fp) {
+                    Some(t) => {
+                        t.notified = Some((now, t.alert.status));
+                        t.dirty = false;
+                        t.alert.status == AlertStatus::Resolved
+                    }
+                    None => false,
+                };
+                if done {
+                    group.alerts.remove(fp);
+                }
+            }
+            group.last_flush = Some(now);
+            let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            };
+            let now_ms = now.as_millis().to_string();
+            let route_s = key.route.to_string();
+            let mut parts: Vec<&str> = vec!["alert", &key.receiver, &route_s, &now_ms];
+            parts.extend(key.values.iter().map(String::as_str));
+            let states: Vec<String> = alerts
+                .iter()
+                .map(|a| format!("{}={}", a.fingerprint, a.status.as_str()))
+                .collect();
+            parts.extend(states.iter().map(String::as_str));
+            out.push(Message {
+                receiver: key.receiver.clone(),
+                idempotency_key: stable_key(&parts),
+                alerts,
+                status,
+                kind: MessageKind::Alert,
+                suppressed: 0,
+                digest: None,
+            });
+        }
+        self.groups
+            .retain(|_, g| !g.alerts.is_empty() || g.next_flush.is_some());
+
+        let mut kept = Vec::with_capacity(out.len());
+        for mut m in out {
+            let Some(rs) = self.receivers.get_mut(&m.receiver) else {
+                continue;
+            };
+            let exempt = rs.exempt_resolved && m.status == AlertStatus::Resolved;
+            if exempt || rs.bucket.try_take(now) {
+                m.suppressed = std::mem::take(&mut rs.dropped);
+                kept.push(m);
+            } else {
+                rs.dropped += m.alerts.len() as u64;
+            }
+        }
+        kept.extend(self.digest.due(now));
+        kept
+    }
+
+    /// Alerts dropped by `receiver`'s rate limit and not yet reported.
+    pub fn dropped(&self, receiver: &str) -> u64 {
+        self.receivers.get(receiver).map_or(0, |r| r.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::tests::alert;
+    use secmon_core::{Dur, Severity};
+
+    fn cfg(v: serde_json::Value) -> NotifyConfig {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn receivers() -> serde_json::Value {
+        serde_json::json!([
+            {"name": "pd", "kind": "pagerduty", "routing_key": "k"},
+            {"name": "slack", "kind": "slack", "url": "u"},
+            {"name": "mail", "kind": "email", "host": "h", "from": "a@b.c", "to": ["d@e.f"]},
+            {"name": "hook", "kind": "webhook", "url": "u"}
+        ])
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp(1_700_000_000_000 + s * 1000)
+    }
+
+    fn fp(a: &AlertView, f: &str, ip: &str) -> AlertView {
+        let mut a = a.clone();
+        a.fingerprint = f.into();
+        a.group = vec![("ip".into(), ip.into())];
+        a
+    }
+
+    #[test]
+    fn routes_in_order_with_continue() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [
+                {"match": {"min_severity": "critical"}, "receivers": ["pd"], "continue": true},
+                {"match": {"rule": ["Multiple Failed Logins"], "labels": {"ip": "192.168.1.100"}}, "receivers": ["slack"]},
+                {"match": {"priority": ["P2"]}, "receivers": ["hook"]},
+                {"receivers": ["mail"]}
+            ]
+        }));
+        let r = Router::new(&c);
+        let mut a = alert();
+        assert_eq!(r.route(&a), vec![(1, "slack".to_string())]);
+        a.severity = Severity::Critical;
+        assert_eq!(
+            r.route(&a),
+            vec![(0, "pd".to_string()), (1, "slack".to_string())]
+        );
+        a.group = vec![("ip".into(), "10.0.0.1".into())];
+        assert_eq!(
+            r.route(&a),
+            vec![(0, "pd".to_string()), (2, "hook".to_string())]
+        );
+        a.priority = None;
+        a.severity = Severity::Low;
+        assert_eq!(r.route(&a), vec![(3, "mail".to_string())]);
+    }
+
+    #[test]
+    fn group_wait_interval_repeat_and_resolved() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [{"receivers": ["slack", "pd"], "group_wait": "30s", "group_interval": "5m", "repeat_interval": "1h"}]
+        }));
+        let mut b = Batcher::new(&c, t(0)).unwrap();
+        let a = alert();
+        b.push(&fp(&a, "f1", "1.1.1.1"), t(0));
+        b.push(&fp(&a, "f2", "2.2.2.2"), t(0));
+        assert!(b.flush_due(t(29)).is_empty(), "group_wait");
+        assert_eq!(b.next_wakeup(), t(30));
+        let m = b.flush_due(t(30));
+        let slack: Vec<_> = m.iter().filter(|m| m.receiver == "slack").collect();
+        let pd: Vec<_> = m.iter().filter(|m| m.receiver == "pd").collect();
+        assert_eq!(slack.len(), 1, "one batched message");
+        assert_eq!(slack[0].alerts.len(), 2);
+        assert_eq!(pd.len(), 2, "PagerDuty gets one event per alert");
+        assert!(pd.iter().all(|m| m.alerts.len() == 1));
+        // An update without status change does not notify.
+        b.push(&fp(&a, "f1", "1.1.1.1"), t(40));
+        assert!(b.flush_due(t(400)).is_empty());
+        // A new alert in the group waits for group_interval after the last message.
+        b.push(&fp(&a, "f3", "3.3.3.3"), t(60));
+        assert!(b.flush_due(t(329)).iter().all(|m| m.receiver != "slack"));
+        let m = b.flush_due(t(330));
+        let s: Vec<_> = m.iter().filter(|m| m.receiver == "slack").collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].alerts[0].fingerprint, "f3");
+        // Resolved goes out as resolved.
+        let mut r = fp(&a, "f2", "2.2.2.2");
+        r.status = AlertStatus::Resolved;
+        b.push(&r, t(700));
+        let m = b.flush_due(t(700));
+        let s: Vec<_> = m.iter().filter(|m| m.receiver == "slack").collect();
+        assert_eq!(s[0].status, AlertStatus::Resolved);
+        assert_eq!(s[0].alerts.len(), 1);
+        // Repeat: f1 notified at 30s, still firing after 1h.
+        assert!(b.flush_due(t(3629)).is_empty());
+        let m = b.flush_due(t(3630));
+        let s: Vec<_> = m.iter().filter(|m| m.receiver == "slack").collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].alerts
+                .iter()
+                .map(|a| a.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+            ["f1"]
+        );
+        // Keys are unique per message.
+        let mut keys: Vec<_> = m.iter().map(|m| m.idempotency_key.clone()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), m.len());
+    }
+
+    #[test]
+    fn email_gets_no_resolved_once_told() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [{"receivers": ["mail"], "group_wait": "0s"}]
+        }));
+        let mut b = Batcher::new(&c, t(0)).unwrap();
+        let a = fp(&alert(), "f1", "1.1.1.1");
+        b.push(&a, t(0));
+        assert_eq!(b.flush_due(t(0)).len(), 1);
+        let mut r = a.clone();
+        r.status = AlertStatus::Resolved;
+        b.push(&r, t(10));
+        assert!(b.flush_due(t(1000)).is_empty());
+        assert!(
+            b.flush_due(t(100_000)).is_empty(),
+            "no repeats after resolve"
+        );
+    }
+
+    #[test]
+    fn rate_limit_drops_and_reports_plus_n_more() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [{"receivers": ["slack"], "group_wait": "0s", "group_by": ["ip"]}],
+            "rate_limit": {"per_minute": 6, "burst": 2}
+        }));
+        let mut b = Batcher::new(&c, t(0)).unwrap();
+        for i in 0..5 {
+            b.push(
+                &fp(&alert(), &format!("f{i}"), &format!("10.0.0.{i}")),
+                t(0),
+            );
+        }
+        let m = b.flush_due(t(0));
+        assert_eq!(m.len(), 2, "burst of 2");
+        assert_eq!(b.dropped("slack"), 3);
+        // 10 s later a token is back: the next message carries "+3 more".
+        b.push(&fp(&alert(), "f9", "10.0.0.9"), t(10));
+        let m = b.flush_due(t(10));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].suppressed, 3);
+        assert_eq!(b.dropped("slack"), 0);
+    }
+
+    #[test]
+    fn token_bucket_refills() {
+        let mut tb = TokenBucket::new(RateLimitConfig {
+            per_minute: 60,
+            burst: 1,
+        });
+        assert!(tb.try_take(t(0)));
+        assert!(!tb.try_take(t(0)));
+        assert!(tb.try_take(t(0).add(Dur::from_secs(1))));
+    }
+
+    #[test]
+    fn digest_routes_feed_the_digest() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [
+                {"match": {"rule": ["new_admin_action"]}, "receivers": ["mail"], "digest": "daily"},
+                {"receivers": ["slack"]}
+            ]
+        }));
+        let start = Timestamp::parse_rfc3339("2024-01-15T10:00:00Z").unwrap();
+        let mut b = Batcher::new(&c, start).unwrap();
+        let mut a = alert();
+        a.rule = "new_admin_action".into();
+        b.push(&a, start);
+        assert!(b.flush_due(start.add(Dur::from_mins(60))).is_empty());
+        let m = b.flush_due(Timestamp::parse_rfc3339("2024-01-16T09:00:00Z").unwrap());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, MessageKind::Digest);
+        assert_eq!(m[0].receiver, "mail");
+    }
+}

@@ -154,6 +154,21 @@ impl Receiver {
         }
     }
 
+    /// Secret values of this receiver, to scrub from error reasons.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            Receiver::Slack(r) => vec![r.url.expose()],
+            Receiver::Discord(r) => vec![r.url.expose()],
+            Receiver::PagerDuty(r) => vec![r.routing_key.expose()],
+            Receiver::Webhook(r) => {
+                let mut v = vec![r.url.expose()];
+                v.extend(r.secret.as_ref().map(|s| s.expose()));
+                v
+            }
+            Receiver::Alertmanager(_) | Receiver::Email(_) => vec![],
+        }
+    }
+
     /// The HTTP request for `msg` (every receiver but email).
     pub fn render_http(&self, msg: &Message, footer: &str) -> Result<HttpRequest> {
         match self {
