@@ -22,6 +22,7 @@ use secmon_core::{Fields, Str, Value};
 use crate::config::FieldType;
 use crate::fields::Kind;
 use crate::pattern::Spec;
+use crate::sshd::FastFn;
 
 /// Names of the builtin sets, in the order their patterns are numbered.
 pub const BUILTIN_SETS: &[&str] = &["sshd"];
@@ -138,8 +139,8 @@ fn rhost_ip(fields: &mut Fields) {
 /// The patterns of set `name`, numbered from `first_index`; `None` for an
 /// unknown set.
 pub(crate) fn specs(name: &str, set_pos: usize, first_index: u32) -> Option<Vec<Spec>> {
-    let defs = match name {
-        "sshd" => sshd(),
+    let (defs, fast): (_, &[FastFn]) = match name {
+        "sshd" => (sshd(), &crate::sshd::SSHD),
         _ => return None,
     };
     Some(
@@ -173,6 +174,7 @@ pub(crate) fn specs(name: &str, set_pos: usize, first_index: u32) -> Option<Vec<
                         ("level".to_string(), Value::from(d.level)),
                     ],
                     post: d.post,
+                    fast: fast.get(j).copied(),
                 }
             })
             .collect(),

@@ -18,6 +18,7 @@ pub mod error;
 mod fields;
 pub mod json;
 pub mod pattern;
+mod sshd;
 pub mod syslog;
 mod timefmt;
 

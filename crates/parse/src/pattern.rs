@@ -29,6 +29,7 @@ use secmon_core::{Fields, Str, Timestamp, Value};
 use crate::config::{FieldType, PatternConfig, TimeFormat, TimestampCapture};
 use crate::error::{ConfigError, ParseError};
 use crate::fields::{Aliases, Kind, convert, put, valid_path, valid_segment};
+use crate::sshd::{self, Caps, FastFn};
 use crate::timefmt::TimeParser;
 
 /// Compiled-program size limit for one pattern (the regex crate's default
@@ -55,6 +56,8 @@ pub(crate) struct Spec {
     pub types: BTreeMap<String, Kind>,
     pub statics: Vec<(String, Value)>,
     pub post: Option<fn(&mut Fields)>,
+    /// A hand-written matcher equivalent to `pattern` (builtin sets only).
+    pub fast: Option<FastFn>,
 }
 
 impl Spec {
@@ -78,6 +81,7 @@ impl Spec {
                 .map(|(k, v)| (k.clone(), Value::Str(Str::from(v.as_str()))))
                 .collect(),
             post: None,
+            fast: None,
         }
     }
 }
@@ -85,6 +89,8 @@ impl Spec {
 #[derive(Debug)]
 struct CapPlan {
     group: usize,
+    /// Slot in [`sshd::NAMES`] when the pattern has a fast matcher.
+    slot: usize,
     key: Str,
     kind: Kind,
     renamed: bool,
@@ -108,6 +114,7 @@ pub(crate) struct Compiled {
     event: Option<Value>,
     statics: Vec<(Str, Value)>,
     post: Option<fn(&mut Fields)>,
+    fast: Option<FastFn>,
 }
 
 /// Checks and compiles one pattern, appending every problem to `errs`.
@@ -250,6 +257,10 @@ pub(crate) fn compile(
             .unwrap_or(Kind::Typed(FieldType::String));
         caps.push(CapPlan {
             group,
+            slot: sshd::NAMES
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or(usize::MAX),
             key: Str::from(key),
             kind,
             renamed,
@@ -258,6 +269,11 @@ pub(crate) fn compile(
     if errs.len() > before {
         return None;
     }
+    // A fast matcher only fills the slots of `sshd::NAMES`; anything else
+    // (or a timestamp capture) keeps the regex path.
+    let fast = spec
+        .fast
+        .filter(|_| ts.is_none() && caps.iter().all(|c| c.slot != usize::MAX));
     Some(Compiled {
         index: spec.index,
         name: Str::from(spec.name.as_str()),
@@ -268,7 +284,15 @@ pub(crate) fn compile(
         event: spec.event.as_deref().map(Value::from),
         statics,
         post: spec.post,
+        fast,
     })
+}
+
+impl Compiled {
+    #[cfg(test)]
+    pub(crate) fn has_fast(&self) -> bool {
+        self.fast.is_some()
+    }
 }
 
 /// Does syslog program `prog` fall under filter `filter`: equal, or `filter`
@@ -284,9 +308,12 @@ pub(crate) fn program_matches(prog: &str, filter: &str) -> bool {
 
 #[derive(Debug)]
 struct Matcher {
-    set: meta::Regex,
-    /// Matcher-local pattern id → position in `PatternSet::patterns`.
+    /// The patterns without a fast matcher, searched all at once.
+    set: Option<meta::Regex>,
+    /// Matcher-local pattern id → position in `Patterns::patterns`.
     map: Vec<u32>,
+    /// Positions of the patterns with a fast matcher, ascending.
+    fast: Vec<u32>,
 }
 
 impl Matcher {
@@ -296,24 +323,35 @@ impl Matcher {
     ) -> Result<Option<Matcher>, String> {
         let mut map = Vec::new();
         let mut pats = Vec::new();
+        let mut fast = Vec::new();
         for (pos, p) in patterns.iter().enumerate() {
             if select(p) {
-                map.push(pos as u32);
-                pats.push(p.re.as_str());
+                if p.fast.is_some() {
+                    fast.push(pos as u32);
+                } else {
+                    map.push(pos as u32);
+                    pats.push(p.re.as_str());
+                }
             }
         }
-        if pats.is_empty() {
+        if pats.is_empty() && fast.is_empty() {
             return Ok(None);
         }
-        let set = meta::Regex::builder()
-            .configure(
-                meta::Config::new()
-                    .match_kind(MatchKind::All)
-                    .nfa_size_limit(Some(SET_SIZE_LIMIT)),
+        let set = if pats.is_empty() {
+            None
+        } else {
+            Some(
+                meta::Regex::builder()
+                    .configure(
+                        meta::Config::new()
+                            .match_kind(MatchKind::All)
+                            .nfa_size_limit(Some(SET_SIZE_LIMIT)),
+                    )
+                    .build_many(&pats)
+                    .map_err(|e| e.to_string())?,
             )
-            .build_many(&pats)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(Matcher { set, map }))
+        };
+        Ok(Some(Matcher { set, map, fast }))
     }
 }
 
@@ -323,6 +361,10 @@ pub(crate) struct Scratch {
     owner: u64,
     set: Option<PatternSet>,
     locs: Vec<Option<CaptureLocations>>,
+    /// Capture spans of the last match: by group, or by [`sshd::NAMES`]
+    /// slot when `fast`.
+    spans: Vec<Option<(usize, usize)>>,
+    fast: bool,
 }
 
 /// All patterns of one parser.
@@ -365,7 +407,7 @@ impl Patterns {
 
     /// Finds the highest-priority pattern matching `hay` among those that
     /// apply to `program` (`None`: not a syslog line) and fills its capture
-    /// locations in `scratch`. Returns its position.
+    /// spans in `scratch`. Returns its position.
     pub(crate) fn find(
         &self,
         hay: &str,
@@ -386,17 +428,43 @@ impl Patterns {
             scratch.set = Some(PatternSet::new(self.patterns.len()));
             scratch.locs = (0..self.patterns.len()).map(|_| None).collect();
         }
-        let set = scratch
-            .set
-            .get_or_insert_with(|| PatternSet::new(self.patterns.len()));
-        set.clear();
-        matcher.set.which_overlapping_matches(&Input::new(hay), set);
-        let local = set.iter().next()?;
-        let pos = *matcher.map.get(local.as_usize())? as usize;
+        // Lowest-positioned match among the regex patterns…
+        let mut slow = None;
+        if let Some(re) = &matcher.set {
+            let set = scratch
+                .set
+                .get_or_insert_with(|| PatternSet::new(self.patterns.len()));
+            set.clear();
+            re.which_overlapping_matches(&Input::new(hay), set);
+            if let Some(local) = set.iter().next() {
+                slow = Some(*matcher.map.get(local.as_usize())? as usize);
+            }
+        }
+        // …unless a fast pattern before it matches.
+        for &pos in &matcher.fast {
+            let pos = pos as usize;
+            if slow.is_some_and(|s| s < pos) {
+                break;
+            }
+            let Some(f) = self.patterns.get(pos).and_then(|p| p.fast) else {
+                continue;
+            };
+            let mut caps: Caps = [None; 9];
+            if f(hay, &mut caps) {
+                scratch.fast = true;
+                scratch.spans.clear();
+                scratch.spans.extend_from_slice(&caps);
+                return Some(pos);
+            }
+        }
+        let pos = slow?;
         let p = self.patterns.get(pos)?;
         let slot = scratch.locs.get_mut(pos)?;
         let locs = slot.get_or_insert_with(|| p.re.capture_locations());
         p.re.captures_read(locs, hay)?;
+        scratch.fast = false;
+        scratch.spans.clear();
+        scratch.spans.extend((0..locs.len()).map(|i| locs.get(i)));
         Some(pos)
     }
 
@@ -409,9 +477,10 @@ impl Patterns {
         scratch: &Scratch,
         fields: &mut Fields,
     ) -> Result<Option<Timestamp>, ParseError> {
-        let (Some(p), Some(Some(locs))) = (self.patterns.get(pos), scratch.locs.get(pos)) else {
+        let Some(p) = self.patterns.get(pos) else {
             return Ok(None);
         };
+        let spans = &scratch.spans;
         for (k, v) in &p.statics {
             fields.insert(k.clone(), v.clone());
         }
@@ -419,7 +488,8 @@ impl Patterns {
             fields.insert("event", ev.clone());
         }
         for c in &p.caps {
-            let Some((s, e)) = locs.get(c.group) else {
+            let i = if scratch.fast { c.slot } else { c.group };
+            let Some(&Some((s, e))) = spans.get(i) else {
                 continue;
             };
             let text = hay.get(s..e).unwrap_or("");
@@ -432,7 +502,8 @@ impl Patterns {
         }
         let mut time = None;
         if let Some(ts) = &p.ts
-            && let Some((s, e)) = locs.get(ts.group)
+            && !scratch.fast
+            && let Some(&Some((s, e))) = spans.get(ts.group)
         {
             let text = hay.get(s..e).unwrap_or("");
             time = Some(
