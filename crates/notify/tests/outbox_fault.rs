@@ -14,8 +14,10 @@ use serde_json::json;
 
 fn db(dir: &tempfile::TempDir) -> Connection {
     let conn = Connection::open(dir.path().join("secmon.db")).expect("open db");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL").expect("sync");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("sync");
     conn
 }
 
