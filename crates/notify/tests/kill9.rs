@@ -18,6 +18,8 @@ use serde_json::json;
 
 const WORKER_ENV: &str = "SECMON_NOTIFY_KILL_TEST_WORKER";
 
+/// The child worker is a real process and runs on the wall clock.
+#[allow(clippy::disallowed_methods)]
 fn wall() -> Timestamp {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
