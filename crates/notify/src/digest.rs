@@ -3,7 +3,7 @@
 //! review summary (counts per rule and severity) on `digest.weekly_on` at the
 //! same time of day. Time comes in as `now`; nothing here reads the clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use secmon_core::{Severity, Timestamp};
 
@@ -21,10 +21,25 @@ pub const MAX_DIGEST_ALERTS: usize = 100;
 #[derive(Debug, Default)]
 struct Bucket {
     since: Option<Timestamp>,
+    /// Full alerts (daily digests only).
     alerts: BTreeMap<String, AlertView>,
-    seen: BTreeSet<String>,
-    /// (rule, severity) → (rule name, count)
-    counts: BTreeMap<(String, Severity), (String, u64)>,
+    /// fingerprint → (rule, rule name, severity) of every alert counted.
+    seen: BTreeMap<String, (String, String, Severity)>,
+}
+
+/// One collected alert, as stored by [`crate::Outbox::save_digest`] so that a
+/// restart does not lose a day's collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestEntry {
+    pub receiver: String,
+    pub period: DigestPeriod,
+    pub fingerprint: String,
+    pub rule: String,
+    pub rule_name: String,
+    pub severity: Severity,
+    /// The alert itself for daily digests.
+    pub alert: Option<AlertView>,
+    pub since: Timestamp,
 }
 
 #[derive(Debug)]
@@ -87,15 +102,45 @@ impl Digest {
             .entry((receiver.to_string(), period))
             .or_default();
         b.since.get_or_insert(now);
-        if b.seen.insert(alert.fingerprint.clone()) {
-            let e = b
-                .counts
-                .entry((alert.rule.clone(), alert.severity))
-                .or_insert_with(|| (alert.rule_name.clone(), 0));
-            e.1 += 1;
-        }
+        b.seen
+            .entry(alert.fingerprint.clone())
+            .or_insert_with(|| (alert.rule.clone(), alert.rule_name.clone(), alert.severity));
         if period == DigestPeriod::Daily {
             b.alerts.insert(alert.fingerprint.clone(), alert.clone());
+        }
+    }
+
+    /// Everything collected and not yet sent.
+    pub fn snapshot(&self) -> Vec<DigestEntry> {
+        let mut out = Vec::new();
+        for ((receiver, period), b) in &self.buckets {
+            for (fp, (rule, rule_name, severity)) in &b.seen {
+                out.push(DigestEntry {
+                    receiver: receiver.clone(),
+                    period: *period,
+                    fingerprint: fp.clone(),
+                    rule: rule.clone(),
+                    rule_name: rule_name.clone(),
+                    severity: *severity,
+                    alert: b.alerts.get(fp).cloned(),
+                    since: b.since.unwrap_or(self.started),
+                });
+            }
+        }
+        out
+    }
+
+    /// Adds back what [`Digest::snapshot`] returned before a restart.
+    pub fn restore(&mut self, entries: Vec<DigestEntry>) {
+        for e in entries {
+            let b = self.buckets.entry((e.receiver, e.period)).or_default();
+            b.since = Some(b.since.map_or(e.since, |s| s.min(e.since)));
+            b.seen
+                .entry(e.fingerprint.clone())
+                .or_insert((e.rule, e.rule_name, e.severity));
+            if let Some(a) = e.alert {
+                b.alerts.entry(e.fingerprint).or_insert(a);
+            }
         }
     }
 
@@ -145,8 +190,11 @@ fn digest_message(
     from: Timestamp,
     to: Timestamp,
 ) -> Message {
-    let mut counts: Vec<DigestCount> = b
-        .counts
+    let mut per: BTreeMap<(String, Severity), (String, u64)> = BTreeMap::new();
+    for (rule, rule_name, severity) in b.seen.into_values() {
+        per.entry((rule, severity)).or_insert((rule_name, 0)).1 += 1;
+    }
+    let mut counts: Vec<DigestCount> = per
         .into_iter()
         .map(|((rule, severity), (rule_name, count))| DigestCount {
             rule,
@@ -263,5 +311,26 @@ mod tests {
         );
         assert_eq!(s.total, 4);
         assert_ne!(w[0].idempotency_key, m[0].idempotency_key);
+    }
+
+    #[test]
+    fn snapshot_restores_after_restart() {
+        let start = ts("2024-01-15T10:00:00Z");
+        let mut d = Digest::new(&DigestConfig::default(), start).unwrap();
+        d.push("mail", DigestPeriod::Daily, &alert(), start);
+        d.push("slack", DigestPeriod::Weekly, &alert(), start);
+        let snap = d.snapshot();
+        assert_eq!(snap.len(), 2);
+        let mut d2 = Digest::new(&DigestConfig::default(), ts("2024-01-15T11:00:00Z")).unwrap();
+        d2.restore(snap);
+        let m = d2.due(ts("2024-01-16T09:00:00Z"));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].alerts, vec![alert()]);
+        assert_eq!(m[0].digest.as_ref().unwrap().from, start);
+        assert!(
+            d2.snapshot()
+                .iter()
+                .all(|e| e.period == DigestPeriod::Weekly)
+        );
     }
 }

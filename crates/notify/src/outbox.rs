@@ -17,7 +17,8 @@ use std::str::FromStr;
 use rusqlite::{Connection, OptionalExtension, params};
 use secmon_core::{Dur, Timestamp};
 
-use crate::model::Message;
+use crate::digest::{Digest, DigestEntry};
+use crate::model::{DigestPeriod, Message};
 use crate::{Error, Result};
 
 pub const COMPONENT: &str = "notify";
@@ -41,6 +42,18 @@ const MIGRATIONS: &[&str] = &[
         dead_reason TEXT
     );
     CREATE INDEX notify_outbox_due ON notify_outbox (status, next_attempt_at);",
+    // v2
+    "CREATE TABLE notify_digest (
+        receiver TEXT NOT NULL,
+        period TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        rule_name TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        alert TEXT,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (receiver, period, fingerprint)
+    );",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -323,6 +336,67 @@ impl<'c> Outbox<'c> {
         )? as u64)
     }
 
+    /// Replaces the stored digest collection with `digest`'s. Call after
+    /// enqueueing the messages of a flush.
+    pub fn save_digest(&self, digest: &Digest) -> Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        tx.execute("DELETE FROM notify_digest", [])?;
+        for e in digest.snapshot() {
+            let alert = e.alert.as_ref().map(serde_json::to_string).transpose()?;
+            tx.execute(
+                "INSERT INTO notify_digest (receiver, period, fingerprint, rule, rule_name, severity, alert, since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![e.receiver, e.period.as_str(), e.fingerprint, e.rule, e.rule_name, e.severity.as_str(), alert, e.since.0],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Restores the stored digest collection into `digest` (at startup).
+    pub fn load_digest(&self, digest: &mut Digest) -> Result<usize> {
+        let mut st = self.conn.prepare(
+            "SELECT receiver, period, fingerprint, rule, rule_name, severity, alert, since FROM notify_digest",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (receiver, period, fingerprint, rule, rule_name, severity, alert, since) in rows {
+            entries.push(DigestEntry {
+                receiver,
+                period: if period == "weekly" {
+                    DigestPeriod::Weekly
+                } else {
+                    DigestPeriod::Daily
+                },
+                fingerprint,
+                rule,
+                rule_name,
+                severity: severity.parse().map_err(Error::Config)?,
+                alert: alert.map(|a| serde_json::from_str(&a)).transpose()?,
+                since: Timestamp(since),
+            });
+        }
+        let n = entries.len();
+        digest.restore(entries);
+        Ok(n)
+    }
+
     /// Deletes sent items sent before `before`; returns how many.
     pub fn prune_sent(&self, before: Timestamp) -> Result<usize> {
         Ok(self.conn.execute(
@@ -364,7 +438,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, 2);
         let t = Timestamp(1_000_000);
         let a = ob.enqueue(&msg("a"), t).unwrap();
         let b = ob.enqueue(&msg("b"), t).unwrap();
@@ -397,6 +471,21 @@ mod tests {
             (OutboxStatus::Pending, 0, later)
         );
         assert_eq!(ob.list(OutboxStatus::Sent).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn digest_collection_survives_restart() {
+        use crate::config::DigestConfig;
+        let (_d, conn) = db();
+        let ob = Outbox::new(&conn, Dur::from_secs(60)).unwrap();
+        let t = Timestamp::parse_rfc3339("2024-01-15T10:00:00Z").unwrap();
+        let mut d = Digest::new(&DigestConfig::default(), t).unwrap();
+        d.push("mail", DigestPeriod::Daily, &alert(), t);
+        d.push("mail", DigestPeriod::Weekly, &alert(), t);
+        ob.save_digest(&d).unwrap();
+        let mut d2 = Digest::new(&DigestConfig::default(), t).unwrap();
+        assert_eq!(ob.load_digest(&mut d2).unwrap(), 2);
+        assert_eq!(d2.snapshot(), d.snapshot());
     }
 
     #[test]

@@ -185,6 +185,16 @@ impl Batcher {
         })
     }
 
+    /// The digest collector (snapshot it with [`crate::Outbox::save_digest`]
+    /// after each flush so a restart keeps the day's collection).
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn digest_mut(&mut self) -> &mut Digest {
+        &mut self.digest
+    }
+
     pub fn router(&self) -> &Router {
         &self.router
     }
