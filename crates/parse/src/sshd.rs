@@ -17,7 +17,7 @@
 //!
 //! Captures are written into a fixed array indexed by [`NAMES`].
 
-use memchr::{memchr, memmem};
+use memchr::{memchr, memchr2};
 
 /// A capture span, `None` when the group did not participate.
 pub(crate) type Span = Option<(usize, usize)>;
@@ -117,17 +117,20 @@ fn ws_end(s: &str, mut p: usize) -> usize {
 /// the first `k` that returns true.
 #[inline]
 fn lazy_to(b: &[u8], p: usize, l: &[u8], mut k: impl FnMut(usize) -> bool) -> bool {
-    let Some(rest) = b.get(p..) else {
+    let Some((&first, _)) = l.split_first() else {
         return false;
     };
-    let lim = memchr(b'\n', rest).map_or(b.len(), |i| p + i);
     let mut q = p;
-    while let Some(i) = b.get(q..).and_then(|r| memmem::find(r, l)) {
+    while let Some(rest) = b.get(q..) {
+        // Candidates start with `first`; a `\n` before one ends the search.
+        let Some(i) = memchr2(first, b'\n', rest) else {
+            return false;
+        };
         let at = q + i;
-        if at > lim {
+        if b[at] == b'\n' && first != b'\n' {
             return false;
         }
-        if k(at) {
+        if b[at..].starts_with(l) && k(at) {
             return true;
         }
         q = at + 1;
