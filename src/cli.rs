@@ -53,6 +53,88 @@ pub enum Command {
     },
     /// Follow the configured sources live and print alerts as they fire.
     Run(RunArgs),
+    /// Automated and manual decisions (blocked IPs, locked accounts…).
+    Decisions {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: DecisionsCmd,
+    },
+    /// Incidents: list, show, acknowledge, resolve, add notes.
+    Incidents {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: IncidentsCmd,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ManageArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Override the data directory (where secmon.db lives).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DecisionsCmd {
+    /// Decisions in force now.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a decision by hand (the allowlist still wins).
+    Add {
+        /// ip, user, vault, admin or a custom scope.
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        value: String,
+        /// e.g. 1h, 30m, 7d.
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        #[arg(long, default_value = "manual")]
+        reason: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Lift a decision before it expires.
+    Delete {
+        id: i64,
+        #[arg(long)]
+        author: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCmd {
+    List {
+        /// triggered, acknowledged or resolved.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The incident with its timeline, evidence and checklist (JSON).
+    Show { id: i64 },
+    Ack {
+        id: i64,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    Note {
+        id: i64,
+        text: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +164,17 @@ pub struct ReplayArgs {
     /// Parser threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// `dry-run`: instead of alerts, print the response plan (alert lifecycle,
+    /// incidents, decisions, escalations) as JSON lines, using an in-memory
+    /// store and event time as the clock. Nothing is published or stored.
+    #[arg(long, value_enum, default_value_t = RespondMode::Off)]
+    pub respond: RespondMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RespondMode {
+    Off,
+    DryRun,
 }
 
 #[derive(Debug, Args)]

@@ -8,5 +8,6 @@ pub mod commands;
 pub mod config;
 pub mod output;
 pub mod pipeline;
+pub mod respond;
 pub mod summary;
 pub mod telemetry;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             year,
         } => commands::test::run(config.config.as_deref(), verbose, year),
         cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Decisions { args, cmd } => commands::manage::decisions(args, cmd),
+        cli::Command::Incidents { args, cmd } => commands::manage::incidents(args, cmd),
     };
     match result {
         Ok(code) => code,

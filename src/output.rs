@@ -72,6 +72,28 @@ impl Serialize for Number {
     }
 }
 
+/// Writes one line to stdout for commands that print reports. A closed pipe
+/// (`secmon decisions list | head -1`) means the reader is gone: exit quietly
+/// with success instead of panicking as `println!` would.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(3);
+    }
+}
+
+/// `println!` for reports, through [`print_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::print_line(&format!($($arg)*)) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

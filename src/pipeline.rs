@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use secmon_core::{Event, Timestamp};
-use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Rule, Ruleset, Verdict};
+use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Resolve, Rule, Ruleset, Verdict};
 use secmon_parse::{LineCtx, LineParser, ParseError};
 
 use crate::summary::{Located, Summary};
@@ -75,6 +75,19 @@ pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64)
         });
 }
 
+/// Where verdicts go. Any `FnMut(&Rule, &Fire)` is a sink that ignores
+/// resolves; the response stage implements both.
+pub trait Sink {
+    fn fire(&mut self, rule: &Rule, fire: &Fire);
+    fn resolve(&mut self, _rule: &Rule, _resolve: &Resolve) {}
+}
+
+impl<F: FnMut(&Rule, &Fire)> Sink for F {
+    fn fire(&mut self, rule: &Rule, fire: &Fire) {
+        self(rule, fire)
+    }
+}
+
 /// The engine plus the bookkeeping around it: rule lookup for verdicts and
 /// per-rule alert counts.
 pub struct Detector {
@@ -98,17 +111,17 @@ impl Detector {
         &self.ruleset
     }
 
-    pub fn observe(&mut self, ev: Event, sink: &mut dyn FnMut(&Rule, &Fire)) {
+    pub fn observe(&mut self, ev: Event, sink: &mut dyn Sink) {
         self.engine.observe(ev, &mut self.scratch);
         self.drain(sink);
     }
 
-    pub fn advance_to(&mut self, now: Timestamp, sink: &mut dyn FnMut(&Rule, &Fire)) {
+    pub fn advance_to(&mut self, now: Timestamp, sink: &mut dyn Sink) {
         self.engine.advance_to(now, &mut self.scratch);
         self.drain(sink);
     }
 
-    pub fn flush(&mut self, sink: &mut dyn FnMut(&Rule, &Fire)) {
+    pub fn flush(&mut self, sink: &mut dyn Sink) {
         self.engine.flush(&mut self.scratch);
         self.drain(sink);
     }
@@ -117,11 +130,14 @@ impl Detector {
         self.engine.stats()
     }
 
-    fn drain(&mut self, sink: &mut dyn FnMut(&Rule, &Fire)) {
+    fn drain(&mut self, sink: &mut dyn Sink) {
         for v in self.scratch.drain(..) {
-            if let Verdict::Fire(f) = v {
-                *self.fired.entry(f.rule).or_default() += 1;
-                sink(self.ruleset.rule(f.rule), &f);
+            match v {
+                Verdict::Fire(f) => {
+                    *self.fired.entry(f.rule).or_default() += 1;
+                    sink.fire(self.ruleset.rule(f.rule), &f);
+                }
+                Verdict::Resolve(r) => sink.resolve(self.ruleset.rule(r.rule), &r),
             }
         }
     }

@@ -9,7 +9,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    println!(
+    crate::outln!(
         "{}: OK ({} rules, {} metrics, {} pattern parsers, {} sources, {} tests)",
         loaded.main.display(),
         runtime.ruleset.rules().len(),

@@ -2,6 +2,7 @@
 //! for runtime failures that `main` reports.
 
 pub mod check;
+pub mod manage;
 pub mod replay;
 pub mod run;
 pub mod test;

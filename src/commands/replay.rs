@@ -21,10 +21,12 @@ use secmon_core::{Event, SourceId, Timestamp};
 use secmon_parse::{LineCtx, LineParser};
 use secmon_sources::{LineBatch, LineReader};
 
-use crate::cli::ReplayArgs;
+use crate::cli::{ReplayArgs, RespondMode};
 use crate::output::AlertLine;
-use crate::pipeline::{self, Detector};
+use crate::pipeline::{self, Detector, Sink};
+use crate::respond::{PlanItem, Responder};
 use crate::summary::Summary;
+use secmon_engine::{Fire, Resolve, Rule};
 
 /// Bytes of lines per batch: large enough to amortize channel hand-offs,
 /// small enough that a few batches in flight stay in cache-friendly memory.
@@ -84,17 +86,25 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let read_bytes = Arc::new(AtomicU64::new(0));
 
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
     let mut summary = Summary::new(args.max_errors);
-    let mut write_err: Option<io::Error> = None;
-    let mut sink = |rule: &secmon_engine::Rule, fire: &secmon_engine::Fire| {
-        if write_err.is_none() {
-            let line = AlertLine::new(rule, fire).to_json();
-            if let Err(e) = writeln!(out, "{line}") {
-                write_err = Some(e);
-            }
+    let store = match args.respond {
+        RespondMode::DryRun => {
+            Some(secmon_respond::Store::open_in_memory().context("opening in-memory store")?)
         }
+        RespondMode::Off => None,
+    };
+    let responder = match &store {
+        Some(store) => Some(Responder::new(store, &runtime.respond, Vec::new())?),
+        None => None,
+    };
+    let mut sink = ReplaySink {
+        out,
+        write_err: None,
+        responder,
+        plan: Vec::new(),
+        respond_err: None,
     };
 
     let received = crate::clock::now();
@@ -143,6 +153,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     });
     detector.flush(&mut sink);
+    let ReplaySink {
+        mut out,
+        write_err,
+        respond_err,
+        ..
+    } = sink;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -153,6 +169,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     {
         return Err(e).context("writing alerts to stdout");
     }
+    if let Some(e) = respond_err {
+        return Err(e);
+    }
     if args.summary {
         eprint!(
             "{}",
@@ -160,6 +179,65 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints alerts, or in a dry run the response plan. Event time is the
+/// clock of a dry run: the plan is what `run` would have done had it watched
+/// these logs live.
+struct ReplaySink<'s, W: Write> {
+    out: W,
+    write_err: Option<io::Error>,
+    responder: Option<Responder<'s>>,
+    plan: Vec<PlanItem>,
+    respond_err: Option<anyhow::Error>,
+}
+
+impl<W: Write> ReplaySink<'_, W> {
+    fn emit_plan(&mut self, now: Timestamp) {
+        if let Some(r) = &mut self.responder
+            && let Err(e) = r.tick(now, &mut self.plan)
+        {
+            self.respond_err.get_or_insert(e);
+        }
+        for item in self.plan.drain(..) {
+            if self.write_err.is_none() {
+                let line = serde_json::to_string(&item).unwrap_or_default();
+                if let Err(e) = writeln!(self.out, "{line}") {
+                    self.write_err = Some(e);
+                }
+            }
+        }
+    }
+}
+
+impl<W: Write> Sink for ReplaySink<'_, W> {
+    fn fire(&mut self, rule: &Rule, fire: &Fire) {
+        match &mut self.responder {
+            None => {
+                if self.write_err.is_none() {
+                    let line = AlertLine::new(rule, fire).to_json();
+                    if let Err(e) = writeln!(self.out, "{line}") {
+                        self.write_err = Some(e);
+                    }
+                }
+            }
+            Some(r) => {
+                if let Err(e) = r.on_fire(rule, fire, fire.at, &mut self.plan) {
+                    self.respond_err.get_or_insert(e);
+                }
+                self.emit_plan(fire.at);
+            }
+        }
+    }
+
+    fn resolve(&mut self, rule: &Rule, resolve: &Resolve) {
+        if let Some(r) = &mut self.responder {
+            if let Err(e) = r.on_resolve(rule, resolve, resolve.at, &mut self.plan) {
+                self.respond_err.get_or_insert(e);
+            }
+            self.emit_plan(resolve.at);
+        }
+    }
 }
 
 /// Cuts every input into batches of whole lines, in order. Returns the

@@ -25,8 +25,12 @@ use secmon_sources::{CheckpointStore, FileKey, FileTailer, LineBatch, TailLine, 
 use crate::cli::RunArgs;
 use crate::config::{SourceKind, SourcePlan, StartAt};
 use crate::output::AlertLine;
-use crate::pipeline::{self, Detector};
+use crate::pipeline::{self, Detector, Sink};
+use crate::respond::{PlanItem, Responder};
 use crate::summary::Summary;
+use secmon_core::Timestamp;
+use secmon_engine::{Fire, Resolve, Rule};
+use secmon_respond::Store;
 
 /// How often acknowledged positions are written to disk while running.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -119,13 +123,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut live = names.len();
     let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
     let mut summary = Summary::new(crate::summary::DEFAULT_SAMPLES);
-    let stdout = io::stdout();
-    let mut sink = |rule: &secmon_engine::Rule, fire: &secmon_engine::Fire| {
-        let line = AlertLine::new(rule, fire).to_json();
-        tracing::warn!(rule = rule.id(), alert = %line, "alert fired");
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+    let db = runtime.data_dir.join("secmon.db");
+    let store = Store::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    let mut responder = Responder::new(
+        &store,
+        &runtime.respond,
+        crate::respond::publishers(&runtime.respond)?,
+    )?;
+    let republished = responder.republish(crate::clock::now())?;
+    tracing::info!(store = %db.display(), active_decisions = republished, "response store open");
+    let mut sink = RunSink {
+        responder,
+        plan: Vec::new(),
     };
     // The wall clock may only push the watermark while input is idle: while
     // sources are catching up on a backlog (after a restart, say) event time
@@ -160,8 +169,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if last_tick.elapsed() >= TICK_EVERY && last_input.elapsed() >= idle_after {
-            detector.advance_to(crate::clock::now(), &mut sink);
+        if last_tick.elapsed() >= TICK_EVERY {
+            if last_input.elapsed() >= idle_after {
+                detector.advance_to(crate::clock::now(), &mut sink);
+            }
+            sink.tick(crate::clock::now());
             last_tick = Instant::now();
         }
         if stop.load(Ordering::Relaxed) && ack_txs.iter().all(Option::is_none) {
@@ -194,6 +206,60 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "stopped"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints alerts as they fire and runs the response stage with the wall
+/// clock. A failure to respond (a full disk, say) is logged and does not
+/// stop detection.
+struct RunSink<'s> {
+    responder: Responder<'s>,
+    plan: Vec<PlanItem>,
+}
+
+impl RunSink<'_> {
+    fn tick(&mut self, now: Timestamp) {
+        if let Err(e) = self.responder.tick(now, &mut self.plan) {
+            tracing::error!(error = %format!("{e:#}"), "response tick failed");
+        }
+        self.log_plan();
+    }
+
+    fn log_plan(&mut self) {
+        for item in self.plan.drain(..) {
+            let text = serde_json::to_string(&item).unwrap_or_default();
+            tracing::info!(plan = %text, "response");
+        }
+    }
+}
+
+impl Sink for RunSink<'_> {
+    fn fire(&mut self, rule: &Rule, fire: &Fire) {
+        let line = AlertLine::new(rule, fire).to_json();
+        tracing::warn!(rule = rule.id(), alert = %line, "alert fired");
+        {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        if let Err(e) = self
+            .responder
+            .on_fire(rule, fire, crate::clock::now(), &mut self.plan)
+        {
+            tracing::error!(error = %format!("{e:#}"), rule = rule.id(), "responding to alert failed");
+        }
+        self.log_plan();
+    }
+
+    fn resolve(&mut self, rule: &Rule, resolve: &Resolve) {
+        if let Err(e) =
+            self.responder
+                .on_resolve(rule, resolve, crate::clock::now(), &mut self.plan)
+        {
+            tracing::error!(error = %format!("{e:#}"), rule = rule.id(), "resolving alert failed");
+        }
+        self.log_plan();
+    }
 }
 
 /// One checkpoint file per source: sources never overwrite each other's positions.

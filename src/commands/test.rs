@@ -34,12 +34,12 @@ pub fn run(path: Option<&Path>, verbose: bool, year: Option<i32>) -> anyhow::Res
         match run_case(&runtime, &case.value) {
             Ok(()) => {
                 if verbose {
-                    println!("PASS {}:{} {}", o.file.display(), o.line, case.value.name);
+                    crate::outln!("PASS {}:{} {}", o.file.display(), o.line, case.value.name);
                 }
             }
             Err(why) => {
                 failed += 1;
-                println!(
+                crate::outln!(
                     "FAIL {}:{} {}\n{}",
                     o.file.display(),
                     o.line,
@@ -50,7 +50,7 @@ pub fn run(path: Option<&Path>, verbose: bool, year: Option<i32>) -> anyhow::Res
         }
     }
     let total = loaded.tests.len();
-    println!("{} passed, {failed} failed, {total} total", total - failed);
+    crate::outln!("{} passed, {failed} failed, {total} total", total - failed);
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use secmon_engine::{BuildError, EngineConfig, Item as EngineItem, Ruleset};
 use secmon_parse::{ConfigError, Format, LineParser, ParseConfig, PatternConfig};
+use secmon_respond::RespondConfig;
 
 use super::{Diagnostic, Diagnostics, Loaded, Origin, SourceKind, StartAt};
 
@@ -30,6 +31,7 @@ pub struct Runtime {
     /// automatic format detection with every pattern parser.
     pub default_parser: Arc<LineParser>,
     pub sources: Vec<SourcePlan>,
+    pub respond: RespondConfig,
 }
 
 impl Runtime {
@@ -112,6 +114,15 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             }
         }
     }
+    let respond = match &loaded.respond {
+        Some(item) => {
+            if let Err(errs) = item.value.validate() {
+                diags.extend(errs.into_iter().map(|m| item.origin.diag("respond", m)));
+            }
+            item.value.clone()
+        }
+        None => RespondConfig::seed_defaults(),
+    };
     if loaded.engine.eval_interval.as_millis() <= 0 {
         diags.push(Diagnostic::new(
             &loaded.main,
@@ -131,6 +142,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             patterns,
             default_parser,
             sources,
+            respond,
         }),
         _ => Err(Diagnostics(diags)),
     }

@@ -16,6 +16,7 @@ use serde_saphyr::Spanned;
 
 use secmon_engine::{EngineConfig, MetricConfig, RuleConfig};
 use secmon_parse::{Format, ParseConfig, PatternConfig};
+use secmon_respond::RespondConfig;
 
 pub use build::{Runtime, SourcePlan, build};
 pub use diag::{Diagnostic, Diagnostics};
@@ -43,6 +44,10 @@ pub struct ConfigFile {
     pub engine: Option<Spanned<EngineConfig>>,
     #[serde(default)]
     pub parse: Option<Spanned<ParseConfig>>,
+    /// What rule actions do (decisions), the allowlist, incident deadlines
+    /// and escalation, decision publishing. Default: the seed's actions.
+    #[serde(default)]
+    pub respond: Option<Spanned<RespondConfig>>,
     #[serde(default)]
     pub parsers: Vec<Spanned<PatternConfig>>,
     #[serde(default)]
@@ -157,6 +162,7 @@ pub struct Loaded {
     pub data_dir: PathBuf,
     pub engine: EngineConfig,
     pub parse: Option<Item<ParseConfig>>,
+    pub respond: Option<Item<RespondConfig>>,
     pub parsers: Vec<Item<PatternConfig>>,
     pub sources: Vec<Item<SourceConfig>>,
     pub metrics: Vec<Item<MetricConfig>>,
@@ -187,6 +193,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Diagnostics> {
         data_dir: PathBuf::from("secmon-data"),
         engine: EngineConfig::default(),
         parse: None,
+        respond: None,
         parsers: vec![],
         sources: vec![],
         metrics: vec![],
@@ -267,6 +274,16 @@ fn load_file(
             });
         } else {
             only_main("parse", &p.referenced, diags);
+        }
+    }
+    if let Some(r) = cfg.respond {
+        if is_main {
+            loaded.respond = Some(Item {
+                origin: origin(&r.referenced, 0),
+                value: r.value,
+            });
+        } else {
+            only_main("respond", &r.referenced, diags);
         }
     }
     for (i, s) in cfg.sources.into_iter().enumerate() {

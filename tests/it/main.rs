@@ -2,6 +2,7 @@
 
 mod check;
 mod replay;
+mod respond;
 mod run;
 mod sshd;
 mod support;
