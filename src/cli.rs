@@ -60,6 +60,20 @@ pub enum Command {
         #[command(subcommand)]
         cmd: DecisionsCmd,
     },
+    /// Send a test message to one receiver right away.
+    Notify {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: NotifyCmd,
+    },
+    /// The notification outbox: pending, sent and dead-lettered messages.
+    Notifications {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: NotificationsCmd,
+    },
     /// Incidents: list, show, acknowledge, resolve, add notes.
     Incidents {
         #[command(flatten)]
@@ -105,6 +119,29 @@ pub enum DecisionsCmd {
         id: i64,
         #[arg(long)]
         author: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCmd {
+    /// Deliver a test message to RECEIVER (exit 1 if it is not accepted).
+    Test { receiver: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCmd {
+    /// Outbox entries: pending ones, or with --failed the dead letters.
+    List {
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queue dead letters: one by id, or all with --all.
+    Retry {
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
     },
 }
 

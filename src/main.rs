@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Decisions { args, cmd } => commands::manage::decisions(args, cmd),
         cli::Command::Incidents { args, cmd } => commands::manage::incidents(args, cmd),
+        cli::Command::Notify { args, cmd } => commands::manage::notify(args, cmd),
+        cli::Command::Notifications { args, cmd } => commands::manage::notifications(args, cmd),
     };
     match result {
         Ok(code) => code,

@@ -12,8 +12,9 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use secmon_core::Timestamp;
+use secmon_core::{Dur, Timestamp};
 use secmon_engine::{Fire, Resolve, Rule};
+use secmon_notify::{AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox};
 use secmon_respond::{
     Alert, AlertBook, AlertChange, Decision, DecisionChange, DecisionOutcome, DecisionPublisher,
     Decisions, ExecPublisher, FireInput, Incident, IncidentChange, Incidents, RedisPublisher,
@@ -48,6 +49,15 @@ pub enum PlanItem {
         receiver: Option<String>,
         next_deadline: Timestamp,
     },
+    /// A message written to the durable outbox (delivered by the outbox worker).
+    Notification {
+        outbox_id: i64,
+        receiver: String,
+        status: AlertStatus,
+        message_kind: MessageKind,
+        alerts: Vec<String>,
+        idempotency_key: String,
+    },
 }
 
 pub struct Responder<'s> {
@@ -56,6 +66,10 @@ pub struct Responder<'s> {
     decisions: Decisions<'s>,
     incidents: Incidents<'s>,
     publishers: Vec<Box<dyn DecisionPublisher>>,
+    /// Routing and batching of alerts into messages; messages go to the
+    /// outbox in the same store before anything is sent.
+    batcher: Batcher,
+    outbox: Outbox<'s>,
 }
 
 /// The publishers a configuration asks for (Redis, exec hook). Connecting
@@ -79,14 +93,24 @@ impl<'s> Responder<'s> {
     pub fn new(
         store: &'s Store,
         cfg: &'s RespondConfig,
+        notify: &NotifyConfig,
         publishers: Vec<Box<dyn DecisionPublisher>>,
+        now: Timestamp,
     ) -> anyhow::Result<Self> {
+        let outbox =
+            Outbox::new(store.conn(), notify.outbox.lease).context("opening the outbox")?;
+        let mut batcher = Batcher::new(notify, now).context("setting up notification routes")?;
+        outbox
+            .load_digest(batcher.digest_mut())
+            .context("loading digest")?;
         Ok(Responder {
             cfg,
             book: AlertBook::new(store),
             decisions: Decisions::open(store, &cfg.allowlist).context("loading decisions")?,
             incidents: Incidents::new(store, &cfg.incidents),
             publishers,
+            batcher,
+            outbox,
         })
     }
 
@@ -154,6 +178,7 @@ impl<'s> Responder<'s> {
             });
         }
 
+        let mut taken = Vec::new();
         for action in rule.actions() {
             let Some(ac) = self.cfg.actions.get(action) else {
                 continue;
@@ -190,10 +215,14 @@ impl<'s> Responder<'s> {
                     .record(id, TimelineKind::Decision, &text, now)
                     .context("incident timeline")?;
             }
+            taken.push(action_taken(&decision));
             plan.push(PlanItem::Decision {
                 change: label,
                 decision,
             });
+        }
+        if !silenced {
+            self.batcher.push(&view(rule, &alert, taken), now);
         }
         Ok(())
     }
@@ -224,6 +253,9 @@ impl<'s> Responder<'s> {
                     incident: c.incident().clone(),
                 });
             }
+            if alert.silenced_by.is_none() {
+                self.batcher.push(&view(rule, &alert, Vec::new()), now);
+            }
             plan.push(PlanItem::Alert {
                 change: "resolved",
                 silenced: alert.silenced_by.is_some(),
@@ -252,6 +284,12 @@ impl<'s> Responder<'s> {
             .due_escalations(now)
             .context("escalating incidents")?
         {
+            if let Some(receiver) = &e.receiver
+                && let Some(detail) = self.incidents.get(e.incident_id)?
+            {
+                let msg = escalation_message(receiver, &detail.incident, e.level);
+                self.enqueue(&msg, now, plan)?;
+            }
             plan.push(PlanItem::Escalation {
                 incident_id: e.incident_id,
                 level: e.level,
@@ -259,6 +297,57 @@ impl<'s> Responder<'s> {
                 next_deadline: e.next_deadline,
             });
         }
+        let messages = self.batcher.flush_due(now);
+        if !messages.is_empty() {
+            for m in &messages {
+                self.enqueue(m, now, plan)?;
+            }
+            self.outbox
+                .save_digest(self.batcher.digest())
+                .context("saving digest")?;
+        }
+        Ok(())
+    }
+
+    /// Puts every message still waiting in a batch into the outbox now, so
+    /// that nothing known is only in memory (shutdown, end of a replay).
+    pub fn flush_all(&mut self, now: Timestamp, plan: &mut Vec<PlanItem>) -> anyhow::Result<()> {
+        let horizon = now.add(Dur::from_mins(24 * 60));
+        let mut t = self.batcher.next_wakeup();
+        while t <= horizon {
+            for m in self.batcher.flush_due(t) {
+                self.enqueue(&m, now, plan)?;
+            }
+            let next = self.batcher.next_wakeup();
+            if next <= t {
+                break;
+            }
+            t = next;
+        }
+        self.outbox
+            .save_digest(self.batcher.digest())
+            .context("saving digest")?;
+        Ok(())
+    }
+
+    fn enqueue(
+        &mut self,
+        m: &Message,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> anyhow::Result<()> {
+        let id = self
+            .outbox
+            .enqueue(m, now)
+            .context("writing to the outbox")?;
+        plan.push(PlanItem::Notification {
+            outbox_id: id,
+            receiver: m.receiver.clone(),
+            status: m.status,
+            message_kind: m.kind,
+            alerts: m.alerts.iter().map(|a| a.rule.clone()).collect(),
+            idempotency_key: m.idempotency_key.clone(),
+        });
         Ok(())
     }
 
@@ -270,5 +359,128 @@ impl<'s> Responder<'s> {
                 tracing::error!(error = %e, decision = change.decision().id, "publishing decision failed");
             }
         }
+    }
+}
+
+/// The alert as receivers show it. Group keys lose their `fields.` prefix
+/// (`ip`, `email`): that is how people and the Slack layout name them.
+fn view(rule: &Rule, alert: &Alert, actions_taken: Vec<String>) -> AlertView {
+    let window = rule.detector().window();
+    AlertView {
+        id: Some(alert.id),
+        fingerprint: alert.fingerprint.clone(),
+        rule: alert.rule.clone(),
+        rule_name: alert.rule_name.clone(),
+        description: rule.description().unwrap_or_default().to_string(),
+        severity: alert.severity,
+        priority: alert.priority,
+        labels: alert.labels.clone(),
+        group: display_group(&alert.group),
+        value: alert.value,
+        threshold: alert.threshold,
+        window: (window.as_millis() > 0).then_some(window),
+        count: if alert.value.is_finite() && alert.value >= 0.0 {
+            alert.value as u64
+        } else {
+            alert.count
+        },
+        status: match alert.status {
+            secmon_respond::AlertStatus::Firing => AlertStatus::Firing,
+            secmon_respond::AlertStatus::Resolved => AlertStatus::Resolved,
+        },
+        fired_at: alert.last_seen,
+        resolved_at: alert.resolved_at,
+        actions_taken,
+    }
+}
+
+/// The page sent to the next receiver of an escalation chain.
+fn escalation_message(receiver: &str, inc: &Incident, level: u32) -> Message {
+    let alert = AlertView {
+        id: None,
+        fingerprint: inc.fingerprint.clone(),
+        rule: inc.rule.clone(),
+        rule_name: format!("ESCALATED (level {level}): {}", inc.title),
+        description: format!(
+            "Incident #{} ({}) was not acknowledged within its deadline.",
+            inc.id,
+            inc.priority.as_str()
+        ),
+        severity: secmon_core::Severity::Critical,
+        priority: Some(inc.priority),
+        labels: inc.labels.clone(),
+        group: display_group(&inc.group),
+        value: 0.0,
+        threshold: None,
+        window: None,
+        count: 0,
+        status: AlertStatus::Firing,
+        fired_at: inc.opened,
+        resolved_at: None,
+        actions_taken: Vec::new(),
+    };
+    Message {
+        receiver: receiver.to_string(),
+        alerts: vec![alert],
+        status: AlertStatus::Firing,
+        kind: MessageKind::Alert,
+        idempotency_key: format!("escalation-{}-{level}", inc.id),
+        suppressed: 0,
+        digest: None,
+    }
+}
+
+fn display_group(group: &[(String, String)]) -> Vec<(String, String)> {
+    group
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("fields.").unwrap_or(k).to_string(),
+                v.clone(),
+            )
+        })
+        .collect()
+}
+
+/// "IP blocked for 1 hour", as the seed's Slack example says it.
+fn action_taken(d: &Decision) -> String {
+    let what = match d.scope.as_str() {
+        "ip" => "IP blocked".to_string(),
+        "user" => "Account locked".to_string(),
+        "vault" => "Vault locked".to_string(),
+        "admin" => "Admin endpoint locked".to_string(),
+        other => format!("{other} {} blocked", d.value),
+    };
+    format!("{what} for {}", human(d.expires.since(d.created)))
+}
+
+fn human(d: Dur) -> String {
+    let ms = d.as_millis();
+    let (n, unit) = if ms % 86_400_000 == 0 {
+        (ms / 86_400_000, "day")
+    } else if ms % 3_600_000 == 0 {
+        (ms / 3_600_000, "hour")
+    } else if ms % 60_000 == 0 {
+        (ms / 60_000, "minute")
+    } else {
+        return d.to_string();
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_seed() {
+        assert_eq!(human(Dur::from_mins(60)), "1 hour");
+        assert_eq!(human(Dur::from_mins(30)), "30 minutes");
+        assert_eq!(human(Dur::from_mins(7 * 24 * 60)), "7 days");
+        assert_eq!(human(Dur::from_millis(1500)), "1s500ms");
     }
 }

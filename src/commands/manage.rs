@@ -11,7 +11,7 @@ use secmon_respond::{
     Store,
 };
 
-use crate::cli::{DecisionsCmd, IncidentsCmd, ManageArgs};
+use crate::cli::{DecisionsCmd, IncidentsCmd, ManageArgs, NotificationsCmd, NotifyCmd};
 use crate::config::Runtime;
 
 fn open(args: &ManageArgs) -> anyhow::Result<Result<(Runtime, Store), ExitCode>> {
@@ -184,6 +184,96 @@ pub fn incidents(args: ManageArgs, cmd: IncidentsCmd) -> anyhow::Result<ExitCode
             text,
             author: who,
         } => print_json(&incidents.note(id, &author(&who), &text, now)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn notify(args: ManageArgs, cmd: NotifyCmd) -> anyhow::Result<ExitCode> {
+    let (runtime, _store) = match open(&args)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let NotifyCmd::Test { receiver } = cmd;
+    let dispatcher =
+        secmon_notify::Dispatcher::new(&runtime.notify, &secmon_notify::secret::process_env)
+            .context("setting up receivers")?;
+    match dispatcher.send_test(&receiver, crate::clock::now())? {
+        secmon_notify::DeliveryResult::Sent => {
+            crate::outln!("{receiver}: test message accepted");
+            Ok(ExitCode::SUCCESS)
+        }
+        secmon_notify::DeliveryResult::Retry { reason, .. }
+        | secmon_notify::DeliveryResult::Permanent { reason } => {
+            eprintln!("{receiver}: test message not accepted: {reason}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn notifications(args: ManageArgs, cmd: NotificationsCmd) -> anyhow::Result<ExitCode> {
+    let (runtime, store) = match open(&args)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let outbox = secmon_notify::Outbox::new(store.conn(), runtime.notify.outbox.lease)?;
+    match cmd {
+        NotificationsCmd::List { failed, json } => {
+            let status = if failed {
+                secmon_notify::OutboxStatus::Dead
+            } else {
+                secmon_notify::OutboxStatus::Pending
+            };
+            let items = outbox.list(status)?;
+            if json {
+                let v: Vec<serde_json::Value> = items
+                    .iter()
+                    .map(|i| {
+                        serde_json::json!({
+                            "id": i.id, "receiver": i.message.receiver, "status": i.status.as_str(),
+                            "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
+                            "last_error": i.last_error, "dead_reason": i.dead_reason,
+                            "idempotency_key": i.message.idempotency_key,
+                            "alerts": i.message.alerts.iter().map(|a| a.rule.clone()).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                return print_json(&v).map(|_| ExitCode::SUCCESS);
+            }
+            crate::outln!(
+                "{:>6}  {:<16} {:>8}  {:<24} reason",
+                "id",
+                "receiver",
+                "attempts",
+                "created"
+            );
+            for i in &items {
+                crate::outln!(
+                    "{:>6}  {:<16} {:>8}  {:<24} {}",
+                    i.id,
+                    i.message.receiver,
+                    i.attempts,
+                    i.created_at.to_rfc3339(),
+                    i.dead_reason
+                        .as_deref()
+                        .or(i.last_error.as_deref())
+                        .unwrap_or("")
+                );
+            }
+            crate::outln!(
+                "{} {}",
+                items.len(),
+                if failed { "dead letter(s)" } else { "pending" }
+            );
+        }
+        NotificationsCmd::Retry { id, all } => {
+            let target = match (id, all) {
+                (Some(id), false) => secmon_notify::RetryTarget::One(id),
+                (None, true) => secmon_notify::RetryTarget::All,
+                _ => bail!("give an outbox id, or --all"),
+            };
+            let n = outbox.retry(target, crate::clock::now())?;
+            crate::outln!("{n} notification(s) re-queued; a running secmon delivers them");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -95,16 +95,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         RespondMode::Off => None,
     };
-    let responder = match &store {
-        Some(store) => Some(Responder::new(store, &runtime.respond, Vec::new())?),
-        None => None,
-    };
     let mut sink = ReplaySink {
         out,
         write_err: None,
-        responder,
+        respond: store.as_ref().map(|s| (s, &runtime)),
+        responder: None,
         plan: Vec::new(),
         respond_err: None,
+        last: Timestamp::MIN,
     };
 
     let received = crate::clock::now();
@@ -153,6 +151,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     });
     detector.flush(&mut sink);
+    sink.finish();
     let ReplaySink {
         mut out,
         write_err,
@@ -187,12 +186,44 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 struct ReplaySink<'s, W: Write> {
     out: W,
     write_err: Option<io::Error>,
+    /// In a dry run: the in-memory store and the configuration. The
+    /// responder is made at the first verdict, so that its clock (digest
+    /// schedules) starts at the replayed logs' time, not at 1970.
+    respond: Option<(&'s secmon_respond::Store, &'s crate::config::Runtime)>,
     responder: Option<Responder<'s>>,
     plan: Vec<PlanItem>,
     respond_err: Option<anyhow::Error>,
+    last: Timestamp,
 }
 
-impl<W: Write> ReplaySink<'_, W> {
+impl<'s, W: Write> ReplaySink<'s, W> {
+    fn responder(&mut self, now: Timestamp) -> Option<&mut Responder<'s>> {
+        if self.responder.is_none()
+            && let Some((store, rt)) = self.respond
+        {
+            match Responder::new(store, &rt.respond, &rt.notify, Vec::new(), now) {
+                Ok(r) => self.responder = Some(r),
+                Err(e) => {
+                    self.respond_err.get_or_insert(e);
+                    self.respond = None;
+                }
+            }
+        }
+        self.last = self.last.max(now);
+        self.responder.as_mut()
+    }
+
+    /// End of input: what is still batched becomes notifications.
+    fn finish(&mut self) {
+        let now = self.last;
+        if let Some(r) = &mut self.responder
+            && let Err(e) = r.flush_all(now, &mut self.plan)
+        {
+            self.respond_err.get_or_insert(e);
+        }
+        self.emit_plan(now);
+    }
+
     fn emit_plan(&mut self, now: Timestamp) {
         if let Some(r) = &mut self.responder
             && let Err(e) = r.tick(now, &mut self.plan)
@@ -212,31 +243,37 @@ impl<W: Write> ReplaySink<'_, W> {
 
 impl<W: Write> Sink for ReplaySink<'_, W> {
     fn fire(&mut self, rule: &Rule, fire: &Fire) {
-        match &mut self.responder {
-            None => {
-                if self.write_err.is_none() {
-                    let line = AlertLine::new(rule, fire).to_json();
-                    if let Err(e) = writeln!(self.out, "{line}") {
-                        self.write_err = Some(e);
-                    }
+        if self.respond.is_none() {
+            if self.write_err.is_none() {
+                let line = AlertLine::new(rule, fire).to_json();
+                if let Err(e) = writeln!(self.out, "{line}") {
+                    self.write_err = Some(e);
                 }
             }
-            Some(r) => {
-                if let Err(e) = r.on_fire(rule, fire, fire.at, &mut self.plan) {
-                    self.respond_err.get_or_insert(e);
-                }
-                self.emit_plan(fire.at);
-            }
+            return;
         }
+        let mut plan = std::mem::take(&mut self.plan);
+        if let Some(r) = self.responder(fire.at)
+            && let Err(e) = r.on_fire(rule, fire, fire.at, &mut plan)
+        {
+            self.respond_err.get_or_insert(e);
+        }
+        self.plan = plan;
+        self.emit_plan(fire.at);
     }
 
     fn resolve(&mut self, rule: &Rule, resolve: &Resolve) {
-        if let Some(r) = &mut self.responder {
-            if let Err(e) = r.on_resolve(rule, resolve, resolve.at, &mut self.plan) {
-                self.respond_err.get_or_insert(e);
-            }
-            self.emit_plan(resolve.at);
+        if self.respond.is_none() {
+            return;
         }
+        let mut plan = std::mem::take(&mut self.plan);
+        if let Some(r) = self.responder(resolve.at)
+            && let Err(e) = r.on_resolve(rule, resolve, resolve.at, &mut plan)
+        {
+            self.respond_err.get_or_insert(e);
+        }
+        self.plan = plan;
+        self.emit_plan(resolve.at);
     }
 }
 

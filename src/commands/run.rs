@@ -128,8 +128,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut responder = Responder::new(
         &store,
         &runtime.respond,
+        &runtime.notify,
         crate::respond::publishers(&runtime.respond)?,
+        crate::clock::now(),
     )?;
+    let deliver_stop = Arc::new(AtomicBool::new(false));
+    let delivery = crate::deliver::spawn(db.clone(), &runtime.notify, deliver_stop.clone())?;
     let republished = responder.republish(crate::clock::now())?;
     tracing::info!(store = %db.display(), active_decisions = republished, "response store open");
     let mut sink = RunSink {
@@ -190,6 +194,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything read has been processed: evaluate what the reorder buffer
     // still holds, then let the sources write their final checkpoints.
     detector.flush(&mut sink);
+    // Batched notifications go to the outbox before we stop; the worker
+    // then gets a bounded time to send what is due.
+    if let Err(e) = sink
+        .responder
+        .flush_all(crate::clock::now(), &mut sink.plan)
+    {
+        tracing::error!(error = %format!("{e:#}"), "flushing notifications failed");
+    }
+    sink.log_plan();
+    deliver_stop.store(true, Ordering::Relaxed);
+    if delivery.join().is_err() {
+        tracing::error!("notification worker panicked");
+    }
     drop(ack_txs);
     for t in file_threads {
         match t.join() {

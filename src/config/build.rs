@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use secmon_engine::{BuildError, EngineConfig, Item as EngineItem, Ruleset};
+use secmon_notify::NotifyConfig;
 use secmon_parse::{ConfigError, Format, LineParser, ParseConfig, PatternConfig};
 use secmon_respond::RespondConfig;
 
@@ -32,6 +33,7 @@ pub struct Runtime {
     pub default_parser: Arc<LineParser>,
     pub sources: Vec<SourcePlan>,
     pub respond: RespondConfig,
+    pub notify: NotifyConfig,
 }
 
 impl Runtime {
@@ -123,6 +125,15 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
         }
         None => RespondConfig::seed_defaults(),
     };
+    let notify = match &loaded.notify {
+        Some(item) => {
+            if let Err(e) = item.value.validate() {
+                diags.push(item.origin.diag("notify", e.to_string()));
+            }
+            item.value.clone()
+        }
+        None => NotifyConfig::default(),
+    };
     if loaded.engine.eval_interval.as_millis() <= 0 {
         diags.push(Diagnostic::new(
             &loaded.main,
@@ -143,6 +154,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             default_parser,
             sources,
             respond,
+            notify,
         }),
         _ => Err(Diagnostics(diags)),
     }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use secmon_engine::{EngineConfig, MetricConfig, RuleConfig};
+use secmon_notify::NotifyConfig;
 use secmon_parse::{Format, ParseConfig, PatternConfig};
 use secmon_respond::RespondConfig;
 
@@ -48,6 +49,10 @@ pub struct ConfigFile {
     /// and escalation, decision publishing. Default: the seed's actions.
     #[serde(default)]
     pub respond: Option<Spanned<RespondConfig>>,
+    /// Receivers (Slack, Discord, PagerDuty, email, webhook, Alertmanager),
+    /// routes, batching, rate limits, the durable outbox and digests.
+    #[serde(default)]
+    pub notify: Option<Spanned<NotifyConfig>>,
     #[serde(default)]
     pub parsers: Vec<Spanned<PatternConfig>>,
     #[serde(default)]
@@ -163,6 +168,7 @@ pub struct Loaded {
     pub engine: EngineConfig,
     pub parse: Option<Item<ParseConfig>>,
     pub respond: Option<Item<RespondConfig>>,
+    pub notify: Option<Item<NotifyConfig>>,
     pub parsers: Vec<Item<PatternConfig>>,
     pub sources: Vec<Item<SourceConfig>>,
     pub metrics: Vec<Item<MetricConfig>>,
@@ -194,6 +200,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Diagnostics> {
         engine: EngineConfig::default(),
         parse: None,
         respond: None,
+        notify: None,
         parsers: vec![],
         sources: vec![],
         metrics: vec![],
@@ -284,6 +291,16 @@ fn load_file(
             });
         } else {
             only_main("respond", &r.referenced, diags);
+        }
+    }
+    if let Some(n) = cfg.notify {
+        if is_main {
+            loaded.notify = Some(Item {
+                origin: origin(&n.referenced, 0),
+                value: n.value,
+            });
+        } else {
+            only_main("notify", &n.referenced, diags);
         }
     }
     for (i, s) in cfg.sources.into_iter().enumerate() {

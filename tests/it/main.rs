@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `secmon` binary on real files.
 
 mod check;
+mod notify;
 mod replay;
 mod respond;
 mod run;
