@@ -74,6 +74,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: NotificationsCmd,
     },
+    /// Silences: alerts matching them are recorded but not notified.
+    Silences {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: SilencesCmd,
+    },
     /// Incidents: list, show, acknowledge, resolve, add notes.
     Incidents {
         #[command(flatten)]
@@ -120,6 +127,33 @@ pub enum DecisionsCmd {
         #[arg(long)]
         author: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCmd {
+    /// Silence alerts matching every `--match` (NAME=VALUE, NAME=~REGEX,
+    /// NAME!=VALUE, NAME!~REGEX; NAME is rule, severity, priority,
+    /// label.<key> or a group field such as fields.ip).
+    Add {
+        #[arg(long = "match", value_name = "MATCHER", required = true)]
+        matchers: Vec<String>,
+        /// How long from now, e.g. 2h.
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Silences active now (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,9 @@ use secmon_respond::{
     Store,
 };
 
-use crate::cli::{DecisionsCmd, IncidentsCmd, ManageArgs, NotificationsCmd, NotifyCmd};
+use crate::cli::{
+    DecisionsCmd, IncidentsCmd, ManageArgs, NotificationsCmd, NotifyCmd, SilencesCmd,
+};
 use crate::config::Runtime;
 
 fn open(args: &ManageArgs) -> anyhow::Result<Result<(Runtime, Store), ExitCode>> {
@@ -274,6 +276,94 @@ pub fn notifications(args: ManageArgs, cmd: NotificationsCmd) -> anyhow::Result<
             let n = outbox.retry(target, crate::clock::now())?;
             crate::outln!("{n} notification(s) re-queued; a running secmon delivers them");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=VALUE`, `NAME!=VALUE`, `NAME=~REGEX`, `NAME!~REGEX`.
+fn parse_matcher(s: &str) -> anyhow::Result<secmon_respond::Matcher> {
+    for (op, regex, negate) in [
+        ("!~", true, true),
+        ("=~", true, false),
+        ("!=", false, true),
+        ("=", false, false),
+    ] {
+        if let Some((name, value)) = s.split_once(op)
+            && !name.is_empty()
+        {
+            return Ok(secmon_respond::Matcher {
+                name: name.trim().to_string(),
+                value: value.to_string(),
+                regex,
+                negate,
+            });
+        }
+    }
+    bail!("--match {s:?}: expected NAME=VALUE, NAME!=VALUE, NAME=~REGEX or NAME!~REGEX")
+}
+
+pub fn silences(args: ManageArgs, cmd: SilencesCmd) -> anyhow::Result<ExitCode> {
+    let (_runtime, store) = match open(&args)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let now = crate::clock::now();
+    let mut book = secmon_respond::AlertBook::new(&store);
+    match cmd {
+        SilencesCmd::Add {
+            matchers,
+            duration,
+            comment,
+            author: who,
+        } => {
+            let matchers = matchers
+                .iter()
+                .map(|m| parse_matcher(m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let duration = Dur::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+            let s = book.create_silence(
+                &secmon_respond::NewSilence {
+                    matchers,
+                    starts: now,
+                    ends: now.add(duration),
+                    author: author(&who),
+                    comment,
+                },
+                now,
+            )?;
+            print_json(&s)?;
+        }
+        SilencesCmd::List { all, json } => {
+            let list = book.list_silences(if all { None } else { Some(now) })?;
+            if json {
+                return print_json(&list).map(|_| ExitCode::SUCCESS);
+            }
+            for s in &list {
+                let m: Vec<String> = s
+                    .matchers
+                    .iter()
+                    .map(|m| {
+                        let op = match (m.regex, m.negate) {
+                            (false, false) => "=",
+                            (false, true) => "!=",
+                            (true, false) => "=~",
+                            (true, true) => "!~",
+                        };
+                        format!("{}{op}{}", m.name, m.value)
+                    })
+                    .collect();
+                crate::outln!(
+                    "{:>5}  until {}  by {}  {}  {}",
+                    s.id,
+                    s.ends.to_rfc3339(),
+                    s.author,
+                    m.join(" "),
+                    s.comment
+                );
+            }
+            crate::outln!("{} silence(s)", list.len());
+        }
+        SilencesCmd::Expire { id } => print_json(&book.expire_silence(id, now)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -88,17 +88,31 @@ fn semantic_errors_are_all_reported_with_rule_and_field() {
 
 #[test]
 fn readme_yaml_examples_are_valid_configurations() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut checked = 0;
     for (i, block) in readme.split("```yaml\n").skip(1).enumerate() {
         let yaml = block.split("```").next().unwrap_or_default();
         // `include:` names files that only exist in a user's setup.
-        let yaml: String = yaml.lines().filter(|l| !l.starts_with("include:")).map(|l| format!("{l}\n")).collect();
+        let yaml: String = yaml
+            .lines()
+            .filter(|l| !l.starts_with("include:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let p = dir.path().join(format!("readme-{i}.yaml"));
         std::fs::write(&p, yaml).expect("write");
-        let out = bin().arg("check").arg("-c").arg(&p).output().expect("spawn");
-        assert!(out.status.success(), "README yaml block #{i} is invalid:\n{}", stderr(&out));
+        let out = bin()
+            .arg("check")
+            .arg("-c")
+            .arg(&p)
+            .output()
+            .expect("spawn");
+        assert!(
+            out.status.success(),
+            "README yaml block #{i} is invalid:\n{}",
+            stderr(&out)
+        );
         checked += 1;
     }
     assert!(checked >= 2, "README has its configuration examples");

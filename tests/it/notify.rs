@@ -172,3 +172,62 @@ fn notify_test_sends_to_the_named_receiver() {
         .expect("spawn");
     assert!(!bad.status.success());
 }
+
+#[test]
+fn a_silenced_alert_is_recorded_but_not_notified() {
+    let (url, requests) = server(200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &url);
+    let data = dir.path().join("data");
+    let dd = data.to_str().expect("utf8");
+    let out = run_ok(bin().args(["silences", "-c"]).arg(&cfg).args([
+        "--data-dir",
+        dd,
+        "add",
+        "--match",
+        "fields.ip=~192\\.168\\..*",
+        "--match",
+        "rule=failed-logins-per-ip",
+        "--duration",
+        "1h",
+        "--comment",
+        "pen test",
+    ]));
+    let silence: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(silence["comment"], "pen test");
+
+    let mut child = bin()
+        .args(["run", "--stdin", "-c"])
+        .arg(&cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for k in 0..10 {
+            writeln!(
+                stdin,
+                r#"{{"timestamp":"2024-01-15T10:30:{k:02}.000Z","event":"auth.login_failed","fields":{{"email":"u@example.com","ip":"192.168.1.100","reason":"x"}}}}"#
+            )
+            .expect("write");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert_eq!(alerts(&out.stdout).len(), 1, "the alert itself still fires");
+    assert!(
+        requests.recv_timeout(Duration::from_secs(2)).is_err(),
+        "silenced: no Slack message"
+    );
+    // The decision is still made: silences mute people, not defences.
+    let list = run_ok(bin().args(["decisions", "--data-dir", dd, "list", "--json"]));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).expect("json");
+    assert!(
+        list.iter().any(|d| d["value"] == "192.168.1.100"),
+        "{list:?}"
+    );
+    let expired = run_ok(bin().args(["silences", "--data-dir", dd, "expire", "1"]));
+    assert!(String::from_utf8_lossy(&expired.stdout).contains("pen test"));
+}
