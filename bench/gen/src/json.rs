@@ -12,6 +12,13 @@ pub struct JsonParams {
     /// Every event gets the next of this many distinct IPs / users / emails
     /// (round robin); no attackers.
     pub distinct_keys: Option<u64>,
+    /// Distinct users / emails: default 200,000, or the distinct-key count
+    /// with `distinct_keys` (then event i uses user i mod this).
+    pub users: Option<u64>,
+    /// "Live groups" worst case, with `distinct_keys`: every event is an
+    /// `auth.login_failed`, evenly spread over this many ms, so every group
+    /// is inside its window at once.
+    pub span_ms: Option<i64>,
     pub seed: u64,
 }
 
@@ -97,6 +104,8 @@ pub fn generate<W: Write>(p: &JsonParams, out: &mut Out<W>) -> io::Result<JsonTr
     let t0 = start_ms();
     let span_ms = (p.events as i64) * (MAX_GAP_MS as i64) / 2;
     let ips = p.ips.max(1);
+    let users = p.users.unwrap_or(USERS).max(1);
+    let live_span = p.span_ms.filter(|_| p.distinct_keys.is_some());
 
     let mut attacks = Vec::new();
     let mut attacker_ips = Vec::new();
@@ -112,7 +121,7 @@ pub fn generate<W: Write>(p: &JsonParams, out: &mut Out<W>) -> io::Result<JsonTr
                 let mut t = t0 + rng.below(span_ms.max(1) as u64) as i64;
                 let n = rng.range(10, 40);
                 for k in 0..n {
-                    let email = if a % 2 == 0 { victim } else { rng.below(USERS) };
+                    let email = if a % 2 == 0 { victim } else { rng.below(users) };
                     attacks.push(Attack {
                         t,
                         ip,
@@ -132,7 +141,7 @@ pub fn generate<W: Write>(p: &JsonParams, out: &mut Out<W>) -> io::Result<JsonTr
                 attacks.push(Attack {
                     t,
                     ip,
-                    email: rng.below(USERS),
+                    email: rng.below(users),
                     attempt: k + 1,
                 });
                 t += rng.range(10_000, 30_000) as i64;
@@ -148,7 +157,11 @@ pub fn generate<W: Write>(p: &JsonParams, out: &mut Out<W>) -> io::Result<JsonTr
     let mut next_attack = 0;
     let mut t = t0;
     for i in 0..background {
-        t += rng.below(MAX_GAP_MS + 1) as i64;
+        if let Some(s) = live_span {
+            t = t0 + (i128::from(i) * i128::from(s) / i128::from(background.max(1))) as i64;
+        } else {
+            t += rng.below(MAX_GAP_MS + 1) as i64;
+        }
         while next_attack < attacks.len() && attacks[next_attack].t <= t {
             let a = &attacks[next_attack];
             write_failed(out, &mut rng, a.t, a.ip, a.email, a.attempt)?;
@@ -159,11 +172,18 @@ pub fn generate<W: Write>(p: &JsonParams, out: &mut Out<W>) -> io::Result<JsonTr
         let (ip, user) = match p.distinct_keys {
             Some(k) => {
                 let key = i % k.max(1);
-                (spread_ip(BG_PREFIXES, key), key)
+                (
+                    spread_ip(BG_PREFIXES, key),
+                    p.users.map_or(key, |u| i % u.max(1)),
+                )
             }
-            None => (spread_ip(BG_PREFIXES, rng.below(ips)), rng.below(USERS)),
+            None => (spread_ip(BG_PREFIXES, rng.below(ips)), rng.below(users)),
         };
-        let roll = rng.below(100);
+        let roll = if live_span.is_some() {
+            0
+        } else {
+            rng.below(100)
+        };
         let ev = MIX
             .iter()
             .find(|(c, _)| roll < *c)
@@ -400,6 +420,8 @@ pub fn truth_json(p: &JsonParams, t: &JsonTruth) -> serde_json::Value {
         "events": p.events,
         "ips": p.ips,
         "distinct_keys": p.distinct_keys,
+        "users": p.users,
+        "span_ms": p.span_ms,
         "start": String::from_utf8_lossy(&rfc3339_ms(start_ms())),
         "attacker_ips": ips(&t.attacker_ips),
         "near_miss_ips": ips(&t.near_miss_ips),
@@ -434,6 +456,8 @@ mod tests {
             events: 50_000,
             ips: 100_000,
             distinct_keys: None,
+            users: None,
+            span_ms: None,
             seed: 3,
         };
         let (a, ta) = generate_all(&p);
@@ -478,6 +502,8 @@ mod tests {
             events: 10_000,
             ips: 0,
             distinct_keys: Some(10_000),
+            users: None,
+            span_ms: None,
             seed: 1,
         };
         let (a, t) = generate_all(&p);
@@ -492,5 +518,35 @@ mod tests {
         let with_ip = text.lines().filter(|l| l.contains("\"ip\":")).count();
         assert_eq!(ips.len(), with_ip);
         assert!(t.per_ip_10_in_5m.is_empty());
+    }
+
+    #[test]
+    fn live_span_packs_failures_into_the_span() {
+        let p = JsonParams {
+            events: 10_000,
+            ips: 0,
+            distinct_keys: Some(1_000),
+            users: Some(10),
+            span_ms: Some(240_000),
+            seed: 1,
+        };
+        let (a, t) = generate_all(&p);
+        let text = String::from_utf8(a).expect("utf8");
+        let mut emails = std::collections::HashSet::new();
+        let mut n = 0;
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect(line);
+            assert_eq!(v["event"], "auth.login_failed");
+            let ts = v["timestamp"].as_str().expect("timestamp");
+            assert!(("2025-11-21T10:00:00.000Z"..="2025-11-21T10:04:00.000Z").contains(&ts));
+            emails.insert(v["fields"]["email"].as_str().expect("email").to_string());
+            n += 1;
+        }
+        assert_eq!(n, 10_000);
+        assert_eq!(emails.len(), 10);
+        // Each IP fails 10 times within 4 minutes: all 1,000 reach 10 in 5m.
+        assert_eq!(t.per_ip_10_in_5m.len(), 1_000);
+        assert_eq!(t.per_email_5_in_15m.len(), 10);
+        assert_eq!(generate_all(&p).0, text.into_bytes());
     }
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! secmon-gen json --events 1000000 --ips 100000 --out bench/out/events.jsonl
 //! secmon-gen json --events 1000000 --distinct-keys 1000000 --out bench/out/distinct.jsonl
+//! secmon-gen json --events 1000000 --distinct-keys 1000000 --span 240s --users 1000 --out bench/out/live.jsonl
 //! secmon-gen sshd --lines 1000000 --out bench/out/auth.log
 //! ```
 //! Each writes `<out>.truth.json` beside the output.
@@ -45,12 +46,40 @@ enum Cmd {
         /// memory test); no attackers.
         #[arg(long)]
         distinct_keys: Option<u64>,
+        /// Distinct users / emails (default 200,000; with --distinct-keys,
+        /// the key count: event i uses user i mod this).
+        #[arg(long)]
+        users: Option<u64>,
+        /// With --distinct-keys: every event is an auth.login_failed, evenly
+        /// spread over this span (`240s`, `4m`, `500ms`; a bare number is
+        /// seconds), so all groups are live at once.
+        #[arg(long, value_parser = parse_span)]
+        span: Option<i64>,
     },
     /// OpenSSH auth.log lines (RFC 3164).
     Sshd {
         #[arg(long)]
         lines: u64,
     },
+}
+
+/// `240s`, `4m`, `1h`, `500ms` or bare seconds → ms.
+fn parse_span(s: &str) -> Result<i64, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = num.parse().map_err(|_| format!("bad span {s:?}"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("bad span unit in {s:?} (ms, s, m, h)")),
+    };
+    n.checked_mul(ms)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("span {s:?} out of range"))
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
@@ -64,11 +93,18 @@ fn run(cli: &Cli) -> Result<(), String> {
             events,
             ips,
             distinct_keys,
+            users,
+            span,
         } => {
+            if span.is_some() && distinct_keys.is_none() {
+                return Err("--span needs --distinct-keys".into());
+            }
             let p = json::JsonParams {
                 events,
                 ips,
                 distinct_keys,
+                users,
+                span_ms: span,
                 seed: cli.seed,
             };
             let t = json::generate(&p, &mut out).map_err(|e| e.to_string())?;
