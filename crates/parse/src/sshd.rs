@@ -611,7 +611,7 @@ mod tests {
     #[test]
     fn same_as_regex_on_loghub() {
         let (fast, slow) = both();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/loghub/");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/loghub/");
         for f in ["OpenSSH_2k.log", "Linux_2k.log"] {
             let text = std::fs::read_to_string(format!("{dir}{f}")).expect("fixture");
             let n = check(&fast, &slow, messages(&text));

@@ -9,7 +9,7 @@ use secmon_parse::{Format, LineCtx, LineParser, ParseConfig};
 
 fn counts(file: &str, received: &str) -> (BTreeMap<String, usize>, usize, Vec<secmon_core::Event>) {
     let path = format!(
-        "{}/tests/fixtures/loghub/{file}",
+        "{}/../../tests/fixtures/loghub/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     let data = std::fs::read(&path).expect("fixture present");
@@ -38,7 +38,7 @@ fn counts(file: &str, received: &str) -> (BTreeMap<String, usize>, usize, Vec<se
 
 #[test]
 fn openssh_2k_counts_match_grep() {
-    // Expected counts, computed independently in crates/parse/tests/fixtures/loghub with
+    // Expected counts, computed independently in tests/fixtures/loghub (repository root) with
     // f=OpenSSH_2k.log:
     //   auth_failed   grep -cE 'sshd\[[0-9]+\]: (Failed [^ ]+ for .* from [0-9.]+ port [0-9]+|message repeated [0-9]+ times: \[ ?Failed [^ ]+ for .* from [0-9.]+ port [0-9]+)' $f  → 524
     //   (of which)    grep -cE 'sshd\[[0-9]+\]: message repeated [0-9]+ times: \[ ?Failed' $f  → 2
