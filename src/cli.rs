@@ -51,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         year: Option<i32>,
     },
-    /// Follow the configured sources live and print alerts as they fire.
+    /// Follow the configured sources live: print alerts as they fire, open incidents,
+    /// make and publish decisions, deliver notifications.
     Run(RunArgs),
     /// Automated and manual decisions (blocked IPs, locked accounts…).
     Decisions {
