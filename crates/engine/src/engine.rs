@@ -342,7 +342,8 @@ impl Engine {
     }
 
     /// Bytes of one threshold group entry in its table (key, last-seen time,
-    /// state), excluding hash-control bytes and spilled windows.
+    /// state), excluding the index (a 4-byte slot plus a control byte per
+    /// bucket) and spilled windows.
     pub fn threshold_group_bytes() -> usize {
         GroupTable::<ThresholdState>::entry_size()
     }
@@ -409,8 +410,8 @@ impl Engine {
                 (&mut self.rules[i], r.detector())
                 && r.group_by().is_empty()
             {
-                let (_, created) = table.touch("", t, AbsenceState::default);
-                if created {
+                let (_, prev) = table.touch("", t, AbsenceState::default);
+                if prev.is_none() {
                     self.deadlines.push(Reverse(Deadline {
                         at: t.saturating_add(window.as_millis()),
                         rule: i as u32,
@@ -533,15 +534,18 @@ impl Engine {
             ) => {
                 let w = weight_of(weight.as_ref().and_then(|f| ev.get(f.as_str())));
                 let win = window.as_millis();
-                let (g, _) = table.touch(&self.key, t, ThresholdState::default);
-                if let Some(sum) = g.state.observe(t, w, *count, win) {
+                let (g, prev) = table.touch(&self.key, t, ThresholdState::default);
+                // The resolve due before this event (it moves with last-seen).
+                let due = prev.map_or(NONE, |p| g.state.resolve_at(p, win));
+                if let Some(sum) = g.state.observe(prev.unwrap_or(t), t, w, *count, win) {
                     fire = Some((sum as f64, Some(*count as f64)));
-                    if g.state.resolve_at == NONE {
+                    if due == NONE {
                         push_deadline = Some(t.saturating_add(win));
                     }
                 }
-                if fire.is_some() || g.state.resolve_at != NONE {
-                    g.state.resolve_at = t.saturating_add(win);
+                if fire.is_some() || due != NONE {
+                    // Now due at last-seen (t) + window.
+                    g.state.set_resolve_pending(true);
                 }
                 table.enforce_cap();
             }
@@ -574,8 +578,8 @@ impl Engine {
                 table.enforce_cap();
             }
             (RuleRt::Absence(table), Detector::Absence { window }) => {
-                let (g, created) = table.touch(&self.key, t, AbsenceState::default);
-                if created {
+                let (g, prev) = table.touch(&self.key, t, AbsenceState::default);
+                if prev.is_none() {
                     push_deadline = Some(t.saturating_add(window.as_millis()));
                 } else if g.state.fired {
                     g.state.fired = false;
@@ -628,9 +632,9 @@ impl Engine {
         match &mut self.rules[i] {
             RuleRt::Threshold(table) => {
                 if let Some(g) = table.get_mut(&d.key) {
-                    let ra = g.state.resolve_at;
+                    let ra = g.state.resolve_at(g.last_seen, window);
                     if ra == d.at {
-                        g.state.resolve_at = NONE;
+                        g.state.set_resolve_pending(false);
                         emit = Some(true);
                     } else if ra != NONE && ra > d.at {
                         repush = Some(ra);
@@ -739,8 +743,10 @@ impl Engine {
         }
         for (rt, &win) in self.rules.iter_mut().zip(&self.windows) {
             match rt {
-                RuleRt::Threshold(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),
-                RuleRt::Distinct(t) => t.maybe_sweep(w, win, |s| s.resolve_at != NONE),
+                RuleRt::Threshold(t) => {
+                    t.maybe_sweep(w, win, |g| g.state.resolve_at(g.last_seen, win) != NONE)
+                }
+                RuleRt::Distinct(t) => t.maybe_sweep(w, win, |g| g.state.resolve_at != NONE),
                 // Absence groups are the state being watched; only the cap bounds them.
                 _ => {}
             }

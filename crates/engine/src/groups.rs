@@ -77,9 +77,14 @@ impl<S> GroupTable<S> {
     }
 
     /// The group for `key`, created with `init` if new; marks it seen at `t`.
-    /// Returns whether it was created.
+    /// Returns its last-seen time before, or `None` if it was created.
     #[inline]
-    pub fn touch(&mut self, key: &str, t: i64, init: impl FnOnce() -> S) -> (&mut Group<S>, bool) {
+    pub fn touch(
+        &mut self,
+        key: &str,
+        t: i64,
+        init: impl FnOnce() -> S,
+    ) -> (&mut Group<S>, Option<i64>) {
         let hash = hash_key(key);
         let slab = &self.slab;
         let found = self
@@ -89,8 +94,9 @@ impl<S> GroupTable<S> {
         match found {
             Some(i) => {
                 let g = &mut self.slab[i as usize].group;
-                g.last_seen = g.last_seen.max(t);
-                (g, false)
+                let prev = g.last_seen;
+                g.last_seen = prev.max(t);
+                (g, Some(prev))
             }
             None => {
                 let i = self.slab.len();
@@ -104,7 +110,7 @@ impl<S> GroupTable<S> {
                 let slab = &self.slab;
                 self.index
                     .insert_unique(hash, i as u32, |&j| hash_key(&slab[j as usize].key));
-                (&mut self.slab[i].group, true)
+                (&mut self.slab[i].group, None)
             }
         }
     }
@@ -203,14 +209,14 @@ impl<S> GroupTable<S> {
     /// `watermark - window`) unless `keep` says their state still matters.
     /// Runs only when the watermark moved a full window since the last sweep
     /// or the table doubled, so its cost is amortized over the inserts.
-    pub fn maybe_sweep(&mut self, watermark: i64, window: i64, keep: impl Fn(&S) -> bool) {
+    pub fn maybe_sweep(&mut self, watermark: i64, window: i64, keep: impl Fn(&Group<S>) -> bool) {
         let moved = watermark.saturating_sub(self.last_sweep) >= window.max(1);
         let grew = self.slab.len() >= 2 * self.len_after_sweep.max(1024);
         if !(moved || grew) {
             return;
         }
         let horizon = watermark.saturating_sub(window);
-        self.remove_where(|g| g.last_seen < horizon && !keep(&g.state));
+        self.remove_where(|g| g.last_seen < horizon && !keep(g));
         self.last_sweep = watermark;
         self.len_after_sweep = self.slab.len();
     }
@@ -248,7 +254,7 @@ mod tests {
         t.touch("old", 0, || false);
         t.touch("old-pending", 0, || true);
         t.touch("new", 900, || false);
-        t.maybe_sweep(1000, 100, |s| *s);
+        t.maybe_sweep(1000, 100, |g| g.state);
         assert!(t.get_mut("old").is_none());
         assert!(t.get_mut("old-pending").is_some());
         assert!(t.get_mut("new").is_some());
@@ -282,8 +288,8 @@ mod tests {
         for step in 0..60_000u64 {
             now += 1;
             let key = format!("k{}", next() % 5_000);
-            let (g, created) = t.touch(&key, now, || step);
-            assert_eq!(created, !model.contains_key(&key));
+            let (g, prev) = t.touch(&key, now, || step);
+            assert_eq!(prev.is_none(), !model.contains_key(&key));
             let m = model.entry(key).or_insert((now, step));
             m.0 = now;
             assert_eq!((g.last_seen, g.state), *m);
@@ -298,7 +304,7 @@ mod tests {
             if step % 997 == 0 {
                 let w = (next() % 2_000) as i64;
                 t.last_sweep = i64::MIN;
-                t.maybe_sweep(now, w, |s| s % 3 == 0);
+                t.maybe_sweep(now, w, |g| g.state % 3 == 0);
                 model.retain(|_, v| v.0 >= now - w || v.1 % 3 == 0);
                 check_consistent(&t);
             }

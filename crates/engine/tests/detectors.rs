@@ -629,7 +629,7 @@ fn group_entries_are_small() {
     let d = secmon_engine::Engine::distinct_group_bytes();
     let a = secmon_engine::Engine::absence_group_bytes();
     eprintln!("bytes per group entry: threshold {t}, distinct {d}, absence {a}");
-    assert!(t <= 64 && d <= 80 && a <= 48);
+    assert!(t <= 48 && d <= 80 && a <= 48);
 }
 
 #[test]
