@@ -30,6 +30,7 @@ GEN=$TARGET/release/secmon-gen
 mkdir -p "$OUT"
 "$GEN" --seed "$SEED" json --events "$EVENTS" --ips 100000 --out "$OUT/events.jsonl"
 "$GEN" --seed "$SEED" json --events "$EVENTS" --distinct-keys "$EVENTS" --out "$OUT/distinct.jsonl"
+"$GEN" --seed "$SEED" json --events "$EVENTS" --distinct-keys "$EVENTS" --span 240s --users 1000 --out "$OUT/live.jsonl"
 "$GEN" --seed "$SEED" sshd --lines "$EVENTS" --out "$OUT/auth.log"
 
 SSHD_CONFIG=()
@@ -69,4 +70,5 @@ echo "| input                        |     lines |  wall s  |     events/s | RSS
 echo "|------------------------------|-----------|----------|--------------|----------|----------|"
 bench "seed JSON, 100k IPs" "$OUT/events.jsonl"
 bench "seed JSON, 1M distinct keys" "$OUT/distinct.jsonl"
+bench "seed JSON, 1M live groups" "$OUT/live.jsonl"
 bench "sshd auth.log" "$OUT/auth.log" "${SSHD_CONFIG[@]}"
