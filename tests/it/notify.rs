@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
@@ -91,26 +90,14 @@ fn a_brute_force_reaches_slack_in_the_seed_layout() {
     let (url, requests) = server(200);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), &url);
-    let mut child = bin()
-        .args(["run", "--stdin", "-c"])
-        .arg(&cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for k in 0..10 {
-            writeln!(
-                stdin,
+    let lines: Vec<String> = (0..10)
+        .map(|k| {
+            format!(
                 r#"{{"timestamp":"2024-01-15T10:30:{k:02}.000Z","level":"WARN","event":"auth.login_failed","service":"management-server","fields":{{"email":"user@example.com","ip":"192.168.1.100","reason":"invalid_password","attempt":{k}}},"trace_id":"abc123"}}"#
             )
-            .expect("write");
-        }
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success());
+        })
+        .collect();
+    run_with_stdin(&["-c".as_ref(), cfg.as_os_str()], &lines);
     let (path, body) = requests
         .recv_timeout(Duration::from_secs(10))
         .expect("Slack webhook called");
@@ -196,26 +183,14 @@ fn a_silenced_alert_is_recorded_but_not_notified() {
     let silence: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(silence["comment"], "pen test");
 
-    let mut child = bin()
-        .args(["run", "--stdin", "-c"])
-        .arg(&cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for k in 0..10 {
-            writeln!(
-                stdin,
+    let lines: Vec<String> = (0..10)
+        .map(|k| {
+            format!(
                 r#"{{"timestamp":"2024-01-15T10:30:{k:02}.000Z","event":"auth.login_failed","fields":{{"email":"u@example.com","ip":"192.168.1.100","reason":"x"}}}}"#
             )
-            .expect("write");
-        }
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success());
+        })
+        .collect();
+    let out = run_with_stdin(&["-c".as_ref(), cfg.as_os_str()], &lines);
     assert_eq!(alerts(&out.stdout).len(), 1, "the alert itself still fires");
     assert!(
         requests.recv_timeout(Duration::from_secs(2)).is_err(),

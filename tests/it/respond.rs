@@ -1,9 +1,6 @@
 //! The response stage end to end: the dry-run plan of a replay, incidents
 //! and decisions made by `secmon run` and handled with the CLI.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::support::*;
 
 fn plan(stdout: &[u8]) -> Vec<serde_json::Value> {
@@ -109,25 +106,14 @@ fn manual_decisions_are_validated_listed_and_deleted() {
 fn run_opens_incidents_that_responders_ack_and_resolve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dd = dir.path().to_str().expect("utf8");
-    let mut child = bin()
-        .args(["run", "--stdin", "--data-dir", dd])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for k in 0..3 {
-            writeln!(
-                stdin,
+    let lines: Vec<String> = (0..3)
+        .map(|k| {
+            format!(
                 r#"{{"timestamp":"2025-11-21T10:0{k}:00.000Z","event":"admin.auth_failed","fields":{{"user_id":"admin","ip":"192.0.2.10"}}}}"#
             )
-            .expect("write");
-        }
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success());
+        })
+        .collect();
+    let out = run_with_stdin(&["--data-dir".as_ref(), dd.as_ref()], &lines);
     assert_eq!(alerts(&out.stdout).len(), 1, "one alert printed");
 
     let list = run_ok(bin().args(["incidents", "--data-dir", dd, "list", "--json"]));

@@ -45,3 +45,26 @@ pub fn alerts(stdout: &[u8]) -> Vec<serde_json::Value> {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs `secmon run --stdin ARGS…` with `lines` on its stdin and waits for it
+/// to stop at the end of input (flushing notifications and checkpoints).
+pub fn run_with_stdin(args: &[&std::ffi::OsStr], lines: &[String]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(["run", "--stdin"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn secmon run");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for l in lines {
+            writeln!(stdin, "{l}").expect("write to secmon");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "secmon run failed: {:?}", out.status);
+    out
+}
