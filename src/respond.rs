@@ -70,7 +70,13 @@ pub struct Responder<'s> {
     /// outbox in the same store before anything is sent.
     batcher: Batcher,
     outbox: Outbox<'s>,
+    /// Alert fingerprint → its incident, so notifications can be written to
+    /// the incident's timeline. Bounded: cleared past `INCIDENT_MEMORY`
+    /// entries (older incidents then simply miss later notification entries).
+    incident_of: std::collections::HashMap<String, i64>,
 }
+
+const INCIDENT_MEMORY: usize = 100_000;
 
 /// The publishers a configuration asks for (Redis, exec hook). Connecting
 /// happens here, so an unreachable Redis fails at start, not at the first ban.
@@ -111,6 +117,7 @@ impl<'s> Responder<'s> {
             publishers,
             batcher,
             outbox,
+            incident_of: std::collections::HashMap::new(),
         })
     }
 
@@ -166,6 +173,12 @@ impl<'s> Responder<'s> {
             .on_alert(&alert, event, &input.evidence, now)
             .context("updating incident")?;
         let incident_id = incident.as_ref().map(|c| c.incident().id);
+        if let Some(id) = incident_id {
+            if self.incident_of.len() >= INCIDENT_MEMORY {
+                self.incident_of.clear();
+            }
+            self.incident_of.insert(alert.fingerprint.clone(), id);
+        }
         if let Some(c) = incident {
             let label = match &c {
                 IncidentChange::Opened(_) => "opened",
@@ -340,6 +353,22 @@ impl<'s> Responder<'s> {
             .outbox
             .enqueue(m, now)
             .context("writing to the outbox")?;
+        let mut recorded = Vec::new();
+        for a in &m.alerts {
+            if let Some(&incident) = self.incident_of.get(&a.fingerprint)
+                && !recorded.contains(&incident)
+            {
+                recorded.push(incident);
+                let text = format!(
+                    "{} notification to {} queued (outbox #{id})",
+                    m.status.as_str(),
+                    m.receiver
+                );
+                self.incidents
+                    .record(incident, TimelineKind::Notification, &text, now)
+                    .context("incident timeline")?;
+            }
+        }
         plan.push(PlanItem::Notification {
             outbox_id: id,
             receiver: m.receiver.clone(),

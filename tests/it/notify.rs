@@ -119,9 +119,32 @@ fn a_brute_force_reaches_slack_in_the_seed_layout() {
     assert_eq!(field("Time Window"), "5 minutes");
     assert_eq!(field("Action Taken"), "IP blocked for 1 hour");
 
-    // Delivered once: nothing pending, nothing dead.
+    // The incident's timeline records the notification next to the decision.
     let data = dir.path().join("data");
     let dd = data.to_str().expect("utf8");
+    let list = run_ok(bin().args(["incidents", "-c"]).arg(&cfg).args([
+        "--data-dir",
+        dd,
+        "list",
+        "--json",
+    ]));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).expect("json");
+    let id = list[0]["id"].as_i64().expect("incident").to_string();
+    let show =
+        run_ok(
+            bin()
+                .args(["incidents", "-c"])
+                .arg(&cfg)
+                .args(["--data-dir", dd, "show", &id]),
+        );
+    let timeline = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(
+        timeline.contains("notification to security-slack"),
+        "{timeline}"
+    );
+    assert!(timeline.contains("block_ip ip 192.168.1.100"), "{timeline}");
+
+    // Delivered once: nothing pending, nothing dead.
     for flag in [&[][..], &["--failed"][..]] {
         let list = run_ok(
             bin()
