@@ -106,15 +106,20 @@ impl Summary {
         let _ = writeln!(s, "rules:");
         let _ = writeln!(
             s,
-            "  {:<32} {:>10} {:>8} {:>8} {:>9}",
-            "rule", "matched", "alerts", "groups", "evicted"
+            "  {:<34} {:>10} {:>8} {:>10} {:>9}",
+            "rule", "matched", "alerts", "groups now", "evicted"
         );
         for (i, r) in ruleset.rules().iter().enumerate() {
             let st = stats.rules.get(i).cloned().unwrap_or_default();
+            let name = if r.enabled() {
+                r.id().to_string()
+            } else {
+                format!("{} (disabled)", r.id())
+            };
             let _ = writeln!(
                 s,
-                "  {:<32} {:>10} {:>8} {:>8} {:>9}",
-                r.id(),
+                "  {:<34} {:>10} {:>8} {:>10} {:>9}",
+                name,
                 st.matched,
                 alerts.get(&i).copied().unwrap_or(0),
                 st.groups_live,
