@@ -13,7 +13,7 @@ use std::fmt;
 use secmon_core::{Dur, FieldPath, Priority, Severity, Str};
 
 use crate::condition::{Condition, compile_config};
-use crate::config::{DetectorConfig, MetricConfig, MetricKind, RuleConfig};
+use crate::config::{ConditionConfig, DetectorConfig, MetricConfig, MetricKind, RuleConfig};
 use crate::metric_expr::{MetricExpr, parse_metric_expr};
 
 /// Which config item an error belongs to (index into the input slice).
@@ -263,20 +263,7 @@ impl Ruleset {
                     ),
                 ));
             }
-            let condition = match &m.match_ {
-                None => Condition::True,
-                Some(c) => compile_config(c).unwrap_or_else(|e| {
-                    errs.push((
-                        if e.path.is_empty() {
-                            "match".into()
-                        } else {
-                            format!("match.{}", e.path)
-                        },
-                        e.message,
-                    ));
-                    Condition::True
-                }),
-            };
+            let condition = compile_match(m.match_.as_ref(), &mut errs);
             errors.extend(errs.into_iter().map(|(field, message)| BuildError {
                 item: Item::Metric(i),
                 field,
@@ -310,20 +297,7 @@ impl Ruleset {
             } else if rules[..i].iter().any(|o| o.id == r.id) {
                 errs.push(("id".into(), format!("duplicate rule id `{}`", r.id)));
             }
-            let condition = match &r.match_ {
-                None => Condition::True,
-                Some(c) => compile_config(c).unwrap_or_else(|e| {
-                    errs.push((
-                        if e.path.is_empty() {
-                            "match".into()
-                        } else {
-                            format!("match.{}", e.path)
-                        },
-                        e.message,
-                    ));
-                    Condition::True
-                }),
-            };
+            let condition = compile_match(r.match_.as_ref(), &mut errs);
             let detector = match &r.detector {
                 DetectorConfig::Threshold {
                     count,
@@ -438,5 +412,23 @@ impl Ruleset {
     /// Index of the rule with this id.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
+    }
+}
+
+/// Compiles an item's optional `match:`; a problem is recorded under
+/// `match` (or `match.<path>` for the map form) and the item then matches
+/// nothing useful, since the whole build fails anyway.
+fn compile_match(c: Option<&ConditionConfig>, errs: &mut Vec<(String, String)>) -> Condition {
+    match c {
+        None => Condition::True,
+        Some(c) => compile_config(c).unwrap_or_else(|e| {
+            let field = if e.path.is_empty() {
+                "match".to_string()
+            } else {
+                format!("match.{}", e.path)
+            };
+            errs.push((field, e.message));
+            Condition::True
+        }),
     }
 }
