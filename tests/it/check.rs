@@ -19,42 +19,38 @@ fn shipped_examples_are_valid() {
     );
 }
 
+/// Writes `yaml` to `path`, runs `secmon check` on it, expects exit 1 and
+/// returns the diagnostics.
+fn check_fails(path: &std::path::Path, yaml: &str) -> String {
+    std::fs::write(path, yaml).expect("write config");
+    let out = bin()
+        .arg("check")
+        .arg("-c")
+        .arg(path)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1), "check must fail:\n{yaml}");
+    stderr(&out)
+}
+
 #[test]
 fn errors_name_file_line_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("bad.yaml");
-    std::fs::write(
+    let err = check_fails(
         &p,
         "rules:\n  - id: good\n    severity: high\n    detector: {type: single}\n  - id: bad-window\n    severity: high\n    detector: {type: threshold, count: 3, window: 5 minutes}\n",
-    )
-    .expect("write");
-    let out = bin()
-        .arg("check")
-        .arg("-c")
-        .arg(&p)
-        .output()
-        .expect("spawn");
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    );
     assert!(
         err.contains(&format!("{}:7", p.display())),
         "line 7 named:\n{err}"
     );
     assert!(err.contains("5 minutes"), "offending value quoted:\n{err}");
 
-    std::fs::write(
+    let err = check_fails(
         &p,
         "rules:\n  - id: r1\n    severity: high\n    match: 'event = x and ('\n    detector: {type: single}\n  - id: r2\n    severity: urgent\n    detector: {type: single}\n",
-    )
-    .expect("write");
-    let out = bin()
-        .arg("check")
-        .arg("-c")
-        .arg(&p)
-        .output()
-        .expect("spawn");
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    );
     assert!(err.contains("urgent"), "{err}");
 }
 
@@ -62,19 +58,10 @@ fn errors_name_file_line_and_field() {
 fn semantic_errors_are_all_reported_with_rule_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("bad.yaml");
-    std::fs::write(
+    let err = check_fails(
         &p,
         "rules:\n  - id: r1\n    severity: high\n    match: 'event = x and ('\n    detector: {type: single}\n  - id: r2\n    severity: low\n    detector: {type: metric, expr: 'rate(nope[5m]) > 1'}\n",
-    )
-    .expect("write");
-    let out = bin()
-        .arg("check")
-        .arg("-c")
-        .arg(&p)
-        .output()
-        .expect("spawn");
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    );
     assert!(
         err.contains(&format!("{}:2", p.display())) && err.contains("rules[0] (r1).match"),
         "{err}"
