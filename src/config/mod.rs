@@ -344,9 +344,6 @@ fn load_file(
             column: inc.referenced.column(),
             index: i,
         };
-        if !is_main && !file.exists() {
-            continue;
-        }
         let base = file.parent().unwrap_or(Path::new("."));
         let pattern = base.join(&inc.value);
         let pattern = pattern.to_string_lossy();
@@ -393,9 +390,22 @@ fn load_file(
 /// is already in our prefix, so keep only its first line.
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
-    let first = full.lines().next().unwrap_or("invalid YAML").trim();
-    // Strip a leading "line X column Y:"-style prefix if the crate adds one.
-    first.to_string()
+    let mut msg = full.lines().next().unwrap_or("invalid YAML").trim();
+    // Our prefix already says `file:line:col: `; drop the crate's own
+    // "error: line L column C: " so the position is not printed twice.
+    msg = msg
+        .strip_prefix("error:")
+        .map(str::trim_start)
+        .unwrap_or(msg);
+    if let Some(rest) = msg.strip_prefix("line ")
+        && let Some((pos, text)) = rest.split_once(": ")
+        && pos
+            .split_whitespace()
+            .all(|w| w == "column" || w.bytes().all(|b| b.is_ascii_digit()))
+    {
+        msg = text;
+    }
+    msg.to_string()
 }
 
 #[cfg(test)]
