@@ -5,12 +5,31 @@ use crate::support::*;
 
 #[test]
 fn shipped_examples_are_valid() {
-    for f in ["seeds.yaml", "sshd.yaml"] {
-        let p = example(f);
-        if p.exists() {
-            let out = run_ok(bin().arg("check").arg("-c").arg(&p));
-            assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
-        }
+    let mut shipped: Vec<_> = std::fs::read_dir(example(""))
+        .expect("examples/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    shipped.sort();
+    assert!(
+        shipped.len() >= 2,
+        "examples/seeds.yaml and examples/sshd.yaml ship"
+    );
+    for p in shipped {
+        let out = run_ok(bin().arg("check").arg("-c").arg(&p));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("OK"),
+            "{}",
+            p.display()
+        );
+        // Every example's own tests pass too.
+        let out = run_ok(bin().args(["test", "--year", "2025", "-c"]).arg(&p));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(" 0 failed"),
+            "{}",
+            p.display()
+        );
     }
     let out = run_ok(bin().arg("check"));
     assert!(
