@@ -1,0 +1,243 @@
+//! Bit-level compression of sealed chunks and the snapshot checksum.
+//!
+//! Columns of `f64` are XOR-encoded the way Facebook's Gorilla paper does it:
+//! a value equal to the previous one costs one bit, a value whose XOR with the
+//! previous one fits the previous "meaningful bits" window costs two bits plus
+//! the window, anything else two bits plus 11 bits of header plus the window.
+//! Dashboard metrics are mostly flat gauges and slowly rising counters, for
+//! which this is one to a few bits per sample instead of 64. Absent samples are
+//! the canonical NaN, so a run of gaps compresses to one bit each as well.
+//!
+//! Timestamps are not encoded at all: rows are fixed slots of a fixed step, so
+//! the time of a row is its index. This module does not know about slots,
+//! chunks or series; it only turns `&[f64]` into bits and back, and never
+//! panics on bad input (decoding returns `None`).
+
+/// Appends bits most-significant first.
+#[derive(Default)]
+pub(crate) struct BitWriter {
+    buf: Vec<u8>,
+    bits: u64,
+}
+
+impl BitWriter {
+    /// Writes the low `n` bits of `value` (`n <= 64`).
+    pub(crate) fn write(&mut self, value: u64, n: u32) {
+        let mut n = n.min(64);
+        while n > 0 {
+            let used = (self.bits % 8) as u32;
+            if used == 0 {
+                self.buf.push(0);
+            }
+            let free = 8 - used;
+            let take = free.min(n);
+            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            n -= take;
+            self.bits += u64::from(take);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads what [`BitWriter`] wrote; `None` past the end.
+pub(crate) struct BitReader<'a> {
+    buf: &'a [u8],
+    pos: u64,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        BitReader { buf, pos: 0 }
+    }
+
+    pub(crate) fn read(&mut self, n: u32) -> Option<u64> {
+        let mut n = n.min(64);
+        let mut out = 0u64;
+        while n > 0 {
+            let byte = *self.buf.get(usize::try_from(self.pos / 8).ok()?)?;
+            let used = (self.pos % 8) as u32;
+            let avail = 8 - used;
+            let take = avail.min(n);
+            let bits = (u16::from(byte) >> (avail - take)) & ((1u16 << take) - 1);
+            out = (out << take) | u64::from(bits);
+            n -= take;
+            self.pos += u64::from(take);
+        }
+        Some(out)
+    }
+
+    /// True when fewer than 8 bits remain (only padding may follow).
+    pub(crate) fn at_end(&self) -> bool {
+        (self.buf.len() as u64) * 8 - self.pos < 8
+    }
+}
+
+/// Appends `values` XOR-encoded to `w`.
+pub(crate) fn encode(values: &[f64], w: &mut BitWriter) {
+    let mut prev = 0u64;
+    // (leading zeros, trailing zeros) of the last explicit window.
+    let mut window: Option<(u32, u32)> = None;
+    for (i, v) in values.iter().enumerate() {
+        let bits = v.to_bits();
+        if i == 0 {
+            w.write(bits, 64);
+            prev = bits;
+            continue;
+        }
+        let x = bits ^ prev;
+        prev = bits;
+        if x == 0 {
+            w.write(0, 1);
+            continue;
+        }
+        w.write(1, 1);
+        // 5 bits hold at most 31 leading zeros; more are kept as meaningful.
+        let lead = x.leading_zeros().min(31);
+        let trail = x.trailing_zeros();
+        match window {
+            Some((pl, pt)) if lead >= pl && trail >= pt => {
+                w.write(0, 1);
+                w.write(x >> pt, 64 - pl - pt);
+            }
+            _ => {
+                let sig = 64 - lead - trail;
+                w.write(1, 1);
+                w.write(u64::from(lead), 5);
+                w.write(u64::from(sig - 1), 6);
+                w.write(x >> trail, sig);
+                window = Some((lead, trail));
+            }
+        }
+    }
+}
+
+/// Decodes `n` values from `r` into `out`; `None` if the bits are not a
+/// valid encoding (truncated, or a window wider than 64 bits).
+pub(crate) fn decode(r: &mut BitReader<'_>, n: usize, out: &mut Vec<f64>) -> Option<()> {
+    let mut prev = 0u64;
+    let mut window: Option<(u32, u32)> = None;
+    for i in 0..n {
+        if i == 0 {
+            prev = r.read(64)?;
+            out.push(f64::from_bits(prev));
+            continue;
+        }
+        if r.read(1)? == 1 {
+            let (lead, sig) = if r.read(1)? == 0 {
+                let (pl, pt) = window?;
+                (pl, 64 - pl - pt)
+            } else {
+                let lead = r.read(5)? as u32;
+                let sig = r.read(6)? as u32 + 1;
+                if lead + sig > 64 {
+                    return None;
+                }
+                window = Some((lead, 64 - lead - sig));
+                (lead, sig)
+            };
+            let trail = 64 - lead - sig;
+            prev ^= r.read(sig)? << trail;
+        }
+        out.push(f64::from_bits(prev));
+    }
+    Some(())
+}
+
+const fn crc_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// CRC-32 (IEEE, as zlib and PNG): detects truncation and torn or flipped
+/// bytes in a snapshot. It is not a MAC; the snapshot is not a trust boundary.
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(values: &[f64]) -> (Vec<f64>, usize) {
+        let mut w = BitWriter::default();
+        encode(values, &mut w);
+        let bytes = w.finish();
+        let mut out = Vec::new();
+        let mut r = BitReader::new(&bytes);
+        decode(&mut r, values.len(), &mut out).unwrap();
+        assert!(r.at_end());
+        (out, bytes.len())
+    }
+
+    #[test]
+    fn crc_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn flat_and_missing_values_cost_a_bit_each() {
+        let mut v = vec![42.0; 360];
+        v[100..200].fill(f64::NAN);
+        let (out, len) = round_trip(&v);
+        assert_eq!(out[..100], v[..100]);
+        assert!(out[150].is_nan());
+        // 64 bits for the first value, two window changes, ~1 bit per row.
+        assert!(len < 70, "{len} bytes");
+    }
+
+    #[test]
+    fn truncated_input_is_none_not_a_panic() {
+        let v: Vec<f64> = (0..50).map(|i| f64::from(i) * 1.7).collect();
+        let mut w = BitWriter::default();
+        encode(&v, &mut w);
+        let bytes = w.finish();
+        for cut in 0..bytes.len() {
+            let mut out = Vec::new();
+            assert!(decode(&mut BitReader::new(&bytes[..cut]), v.len(), &mut out).is_none());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_values_round_trip_bit_exactly(v in proptest::collection::vec(any::<f64>(), 0..400)) {
+            let (out, _) = round_trip(&v);
+            let a: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+            let b: Vec<u64> = out.iter().map(|x| x.to_bits()).collect();
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..400) {
+            let mut out = Vec::new();
+            let _ = decode(&mut BitReader::new(&bytes), n, &mut out);
+        }
+    }
+}
