@@ -13,34 +13,56 @@
 //! chunks or series; it only turns `&[f64]` into bits and back, and never
 //! panics on bad input (decoding returns `None`).
 
-/// Appends bits most-significant first.
+/// Appends bits most-significant first, 64 at a time through an accumulator
+/// (sealing every chunk at the hour is the hot path of a sweep).
 #[derive(Default)]
 pub(crate) struct BitWriter {
     buf: Vec<u8>,
-    bits: u64,
+    /// The low `nacc` bits are pending, oldest highest; `nacc < 64`.
+    acc: u64,
+    nacc: u32,
 }
 
 impl BitWriter {
     /// Writes the low `n` bits of `value` (`n <= 64`).
     pub(crate) fn write(&mut self, value: u64, n: u32) {
-        let mut n = n.min(64);
-        while n > 0 {
-            let used = (self.bits % 8) as u32;
-            if used == 0 {
-                self.buf.push(0);
-            }
-            let free = 8 - used;
-            let take = free.min(n);
-            let chunk = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= chunk << (free - take);
-            }
-            n -= take;
-            self.bits += u64::from(take);
+        let n = n.min(64);
+        if n == 0 {
+            return;
         }
+        let value = if n < 64 {
+            value & ((1u64 << n) - 1)
+        } else {
+            value
+        };
+        let free = 64 - self.nacc;
+        if n < free {
+            self.acc = (self.acc << n) | value;
+            self.nacc += n;
+            return;
+        }
+        // Fill the word with the top `free` bits, flush, keep the rest.
+        let rest = n - free;
+        let word = if free == 64 {
+            value
+        } else {
+            (self.acc << free) | (value >> rest)
+        };
+        self.buf.extend_from_slice(&word.to_be_bytes());
+        self.acc = if rest == 0 {
+            0
+        } else {
+            value & ((1u64 << rest) - 1)
+        };
+        self.nacc = rest;
     }
 
-    pub(crate) fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.nacc > 0 {
+            let word = self.acc << (64 - self.nacc);
+            let bytes = self.nacc.div_ceil(8) as usize;
+            self.buf.extend_from_slice(&word.to_be_bytes()[..bytes]);
+        }
         self.buf
     }
 }
@@ -57,7 +79,25 @@ impl<'a> BitReader<'a> {
     }
 
     pub(crate) fn read(&mut self, n: u32) -> Option<u64> {
-        let mut n = n.min(64);
+        let n = n.min(64);
+        if n > 56 {
+            let hi = self.read(n - 32)?;
+            return Some((hi << 32) | self.read(32)?);
+        }
+        if n == 0 {
+            return Some(0);
+        }
+        let i = usize::try_from(self.pos / 8).ok()?;
+        let off = (self.pos % 8) as u32;
+        // Fast path: one unaligned big-endian load covers off + n <= 63 bits.
+        if let Some(b) = self.buf.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            self.pos += u64::from(n);
+            return Some((u64::from_be_bytes(w) << off) >> (64 - n));
+        }
+        // Near the end: byte by byte, refusing to run past it.
+        let mut n = n;
         let mut out = 0u64;
         while n > 0 {
             let byte = *self.buf.get(usize::try_from(self.pos / 8).ok()?)?;
@@ -74,7 +114,7 @@ impl<'a> BitReader<'a> {
 
     /// True when fewer than 8 bits remain (only padding may follow).
     pub(crate) fn at_end(&self) -> bool {
-        (self.buf.len() as u64) * 8 - self.pos < 8
+        ((self.buf.len() as u64) * 8).saturating_sub(self.pos) < 8
     }
 }
 
@@ -232,6 +272,23 @@ mod tests {
             let a: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
             let b: Vec<u64> = out.iter().map(|x| x.to_bits()).collect();
             prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn bit_fields_of_any_width_round_trip(fields in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100)) {
+            let mut w = BitWriter::default();
+            for &(v, n) in &fields {
+                w.write(v, n);
+            }
+            let bytes = w.finish();
+            let total: u32 = fields.iter().map(|f| f.1).sum();
+            prop_assert_eq!(bytes.len(), total.div_ceil(8) as usize);
+            let mut r = BitReader::new(&bytes);
+            for &(v, n) in &fields {
+                let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                prop_assert_eq!(r.read(n), Some(v & mask));
+            }
+            prop_assert!(r.at_end());
         }
 
         #[test]

@@ -26,8 +26,8 @@ pub use query::{Func, LabelFilter, MAX_POINTS, Point, Query, QueryError, SeriesD
 pub use sample::{Kind, Labels, Sample};
 pub use snapshot::{FORMAT_VERSION, SnapshotError};
 pub use store::{
-    Config, RAW_SLOTS, RAW_STEP_MS, ROLLUP_BUCKETS, ROLLUP_STEP_MS, STALE_MS, SeriesInfo, Stats,
-    Store,
+    Config, MetricMemory, RAW_SLOTS, RAW_STEP_MS, ROLLUP_BUCKETS, ROLLUP_STEP_MS, STALE_MS,
+    SeriesInfo, Stats, Store,
 };
 
 #[cfg(test)]

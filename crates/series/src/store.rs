@@ -72,7 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_series: 10_000,
-            max_series_per_metric: 2_000,
+            max_series_per_metric: 1_000,
             max_labels: 8,
             max_str_len: 128,
         }
@@ -379,6 +379,14 @@ pub struct SeriesInfo {
     pub last_value: f64,
 }
 
+/// Estimated memory of one metric's series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MetricMemory {
+    pub metric: String,
+    pub series: usize,
+    pub bytes: usize,
+}
+
 /// The time-series store. See the crate documentation for how to drive it.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -552,9 +560,14 @@ impl Store {
         self.latest_slot.map(|s| Timestamp(s * RAW_STEP_MS))
     }
 
-    /// Estimated heap bytes held by series data, names and labels (the
-    /// B-tree nodes are approximated by their entries).
+    /// Estimated heap bytes held by series data, names and labels (B-tree
+    /// nodes approximated by their entries).
     pub fn heap_bytes(&self) -> usize {
+        self.memory_by_metric().iter().map(|m| m.bytes).sum()
+    }
+
+    /// The same estimate per metric name, to see which metric is costly.
+    pub fn memory_by_metric(&self) -> Vec<MetricMemory> {
         self.metrics
             .iter()
             .map(|(name, m)| {
@@ -563,17 +576,19 @@ impl Store {
                 } else {
                     0
                 };
-                name_heap
-                    + std::mem::size_of::<(Str, Metric)>()
-                    + m.series
-                        .iter()
-                        .map(|(l, s)| {
-                            std::mem::size_of::<(Labels, Series)>()
-                                + l.heap_bytes()
-                                + s.heap_bytes()
-                        })
-                        .sum::<usize>()
+                let series: usize = m
+                    .series
+                    .iter()
+                    .map(|(l, s)| {
+                        std::mem::size_of::<(Labels, Series)>() + l.heap_bytes() + s.heap_bytes()
+                    })
+                    .sum();
+                MetricMemory {
+                    metric: name.to_string(),
+                    series: m.series.len(),
+                    bytes: name_heap + std::mem::size_of::<(Str, Metric)>() + series,
+                }
             })
-            .sum()
+            .collect()
     }
 }
