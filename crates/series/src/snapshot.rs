@@ -75,7 +75,12 @@ impl Store {
 
     /// The snapshot bytes.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        let mut p = Vec::new();
+        // One buffer, sized from the memory estimate (sealed chunks are
+        // copied as they are): the header's length is patched in at the end.
+        let mut p = Vec::with_capacity(HEADER + self.heap_bytes() + 4);
+        p.extend_from_slice(MAGIC);
+        put_u32(&mut p, FORMAT_VERSION);
+        p.extend_from_slice(&0u64.to_le_bytes());
         match self.latest_slot {
             Some(s) => {
                 p.push(1);
@@ -126,14 +131,11 @@ impl Store {
                 }
             }
         }
-        let mut out = Vec::with_capacity(HEADER + p.len() + 4);
-        out.extend_from_slice(MAGIC);
-        put_u32(&mut out, FORMAT_VERSION);
-        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
-        out.extend_from_slice(&p);
-        let crc = crc32(&out);
-        put_u32(&mut out, crc);
-        out
+        let len = (p.len() - HEADER) as u64;
+        p[12..HEADER].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&p);
+        put_u32(&mut p, crc);
+        p
     }
 
     /// Reads a snapshot written by [`Store::save`]; `config` is today's
