@@ -222,7 +222,7 @@ impl fmt::Debug for Probe {
 
 #[derive(Clone)]
 pub(crate) enum ProbeSpec {
-    Http(HttpSpec),
+    Http(Box<HttpSpec>),
     Tcp {
         address: String,
     },
@@ -503,7 +503,7 @@ impl ProbeConfig {
         let password = self.url.as_ref().and_then(|u| password_of(u.expose()));
         let target = redact_url(url.as_str());
         Some((
-            ProbeSpec::Http(HttpSpec {
+            ProbeSpec::Http(Box::new(HttpSpec {
                 url,
                 password,
                 method,
@@ -512,7 +512,7 @@ impl ProbeConfig {
                 extract,
                 headers,
                 max_body,
-            }),
+            })),
             target,
         ))
     }

@@ -36,14 +36,14 @@ use std::time::Duration;
 use secmon_core::{Event, SourceId, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
+pub use collector::RedisPoller;
 pub use config::{
     FieldError, Probe, ProbeConfig, ProbeKind, RedisCollector, RedisCollectorConfig, Watch,
     WatchConfig,
 };
 pub use event::names;
-pub use probe::{Category, Outcome, ProbeState};
+pub use probe::{Category, Outcome, ProbeRunner, ProbeState};
 
 /// Wall-clock time for event timestamps, supplied by the caller (the binary's
 /// `src/clock.rs`; a manual clock in tests). Latencies use `Instant`.
@@ -134,21 +134,12 @@ pub fn spawn_with_source<S: Sink>(
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     // Build everything that can fail before starting anything.
-    let mut runners = Vec::new();
-    for p in watch.probes {
-        let r = probe::Runner::new(&p)?;
-        runners.push((p, r));
-    }
-    let collector = match watch.redis {
-        Some(c) => {
-            let m = collector::manager(&c).map_err(|e| WatchError::RedisClient {
-                instance: c.instance.clone(),
-                message: collector::describe(&c, &e).1,
-            })?;
-            Some((c, m))
-        }
-        None => None,
-    };
+    let runners = watch
+        .probes
+        .into_iter()
+        .map(ProbeRunner::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let poller = watch.redis.map(RedisPoller::new).transpose()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
     let out = Out {
@@ -156,11 +147,11 @@ pub fn spawn_with_source<S: Sink>(
         sink,
         source,
     };
-    for (p, r) in runners {
-        set.spawn_on(run_probe(p, r, out.clone(), stop_rx.clone()), &rt);
+    for r in runners {
+        set.spawn_on(run_probe(r, out.clone(), stop_rx.clone()), &rt);
     }
-    if let Some((c, m)) = collector {
-        set.spawn_on(run_collector(c, m, out.clone(), stop_rx.clone()), &rt);
+    if let Some(p) = poller {
+        set.spawn_on(run_collector(p, out.clone(), stop_rx.clone()), &rt);
     }
     drop(stop_rx);
     Ok(rt.spawn(async move {
@@ -192,42 +183,29 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-async fn run_probe<S: Sink>(
-    p: Probe,
-    runner: probe::Runner,
-    out: Out<S>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(p.interval);
+async fn run_probe<S: Sink>(mut r: ProbeRunner, out: Out<S>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(r.probe().interval);
     // A run longer than the interval delays the next one rather than
     // triggering a burst of catch-up runs against a struggling service.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut state = ProbeState::default();
     loop {
         tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
             _ = ticker.tick() => {}
         }
-        let outcome = tokio::select! {
+        let ev = tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
-            o = runner.run(p.timeout) => o,
+            ev = r.run_once(|| (out.clock)()) => ev,
         };
-        let ev = state.record(&p, outcome, (out.clock)());
         if out.send(ev).await.is_err() {
             return;
         }
     }
 }
 
-async fn run_collector<S: Sink>(
-    c: RedisCollector,
-    mut conn: redis::aio::ConnectionManager,
-    out: Out<S>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut state = collector::CollectorState::default();
+async fn run_collector<S: Sink>(mut p: RedisPoller, out: Out<S>, mut stop: watch::Receiver<bool>) {
     let mut delay = Duration::ZERO;
     loop {
         tokio::select! {
@@ -235,41 +213,16 @@ async fn run_collector<S: Sink>(
             _ = stopped(&mut stop) => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        let started = Instant::now();
-        let res = tokio::select! {
+        let (evs, next) = tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
-            r = tokio::time::timeout(c.timeout, collector::poll(&mut conn, &c)) => r,
+            r = p.poll_once(|| (out.clock)()) => r,
         };
-        let now = (out.clock)();
-        let timed_out = res.is_err();
-        let failure = match res {
-            Ok(Ok(sample)) => {
-                for ev in state.events(&c, &sample, now) {
-                    if out.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                delay = c.interval.saturating_sub(started.elapsed());
-                continue;
+        for ev in evs {
+            if out.send(ev).await.is_err() {
+                return;
             }
-            Ok(Err(e)) => collector::describe(&c, &e),
-            Err(_) => (
-                Category::Timeout.as_str(),
-                format!("no answer within {} ms", c.timeout.as_millis()),
-            ),
-        };
-        delay = collector::backoff(c.interval, c.max_backoff, state.failures() + 1);
-        let ev = state.error_event(&c, failure.0, &failure.1, delay, now);
-        if out.send(ev).await.is_err() {
-            return;
         }
-        // The manager reconnects on IO errors by itself; a stuck connection
-        // (timeout) or a streak of failures gets a fresh one.
-        if (timed_out || state.failures() % 3 == 0)
-            && let Ok(m) = collector::manager(&c)
-        {
-            conn = m;
-        }
+        delay = next;
     }
 }

@@ -41,11 +41,11 @@ impl Info {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
             };
-            if let Some(db) = k.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) {
-                if let Some(stats) = parse_db(v) {
-                    info.keyspace.push((db, stats));
-                    continue;
-                }
+            if let Some(db) = k.strip_prefix("db").and_then(|n| n.parse::<u32>().ok())
+                && let Some(stats) = parse_db(v)
+            {
+                info.keyspace.push((db, stats));
+                continue;
             }
             info.fields.insert(k.to_string(), v.to_string());
         }

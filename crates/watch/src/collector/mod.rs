@@ -267,6 +267,68 @@ impl CollectorState {
     }
 }
 
+/// The collector with its connection and memory. [`crate::spawn`] drives it;
+/// tests call [`Self::poll_once`] directly.
+pub struct RedisPoller {
+    c: RedisCollector,
+    conn: ConnectionManager,
+    state: CollectorState,
+}
+
+impl RedisPoller {
+    /// No IO: the connection is made by the first poll.
+    pub fn new(c: RedisCollector) -> Result<RedisPoller, crate::WatchError> {
+        let conn = manager(&c).map_err(|e| crate::WatchError::RedisClient {
+            instance: c.instance.clone(),
+            message: describe(&c, &e).1,
+        })?;
+        Ok(RedisPoller {
+            c,
+            conn,
+            state: CollectorState::default(),
+        })
+    }
+
+    pub fn config(&self) -> &RedisCollector {
+        &self.c
+    }
+
+    /// One poll (at most `timeout`): the three sample events, or one
+    /// `redis.collector_error`; and how long to wait before the next poll
+    /// (the rest of the interval, or the backoff after a failure).
+    pub async fn poll_once(&mut self, now: impl FnOnce() -> Timestamp) -> (Vec<Event>, Duration) {
+        let started = Instant::now();
+        let res = tokio::time::timeout(self.c.timeout, poll(&mut self.conn, &self.c)).await;
+        let now = now();
+        let timed_out = res.is_err();
+        let (cat, err) = match res {
+            Ok(Ok(sample)) => {
+                let evs = self.state.events(&self.c, &sample, now);
+                return (evs, self.c.interval.saturating_sub(started.elapsed()));
+            }
+            Ok(Err(e)) => describe(&self.c, &e),
+            Err(_) => (
+                crate::Category::Timeout.as_str(),
+                format!("no answer within {} ms", self.c.timeout.as_millis()),
+            ),
+        };
+        let delay = backoff(
+            self.c.interval,
+            self.c.max_backoff,
+            self.state.failures() + 1,
+        );
+        let ev = self.state.error_event(&self.c, cat, &err, delay, now);
+        // The manager reconnects on IO errors by itself; a stuck connection
+        // (timeout) or a streak of failures gets a fresh one.
+        if (timed_out || self.state.failures().is_multiple_of(3))
+            && let Ok(m) = manager(&self.c)
+        {
+            self.conn = m;
+        }
+        (vec![ev], delay)
+    }
+}
+
 /// Exponential backoff from `interval`, capped at `max`.
 pub(crate) fn backoff(interval: Duration, max: Duration, failures: u64) -> Duration {
     let shift = failures.saturating_sub(1).min(20) as u32;
@@ -276,10 +338,7 @@ pub(crate) fn backoff(interval: Duration, max: Duration, failures: u64) -> Durat
 }
 
 /// One poll's round trips.
-pub(crate) async fn poll(
-    conn: &mut ConnectionManager,
-    c: &RedisCollector,
-) -> redis::RedisResult<Sample> {
+async fn poll(conn: &mut ConnectionManager, c: &RedisCollector) -> redis::RedisResult<Sample> {
     let text: String = redis::cmd("INFO").query_async(conn).await?;
     let info = Info::parse(&text);
     let maxmemory = config_get(conn, "maxmemory")

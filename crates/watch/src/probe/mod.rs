@@ -205,6 +205,41 @@ impl ProbeState {
     }
 }
 
+/// One probe with everything it needs between runs: the client built once
+/// and the failure streak. [`crate::spawn`] drives one per probe on its
+/// interval; tests and one-shot commands call [`Self::run_once`] directly.
+pub struct ProbeRunner {
+    probe: Probe,
+    runner: Runner,
+    state: ProbeState,
+}
+
+impl ProbeRunner {
+    pub fn new(probe: Probe) -> Result<ProbeRunner, crate::WatchError> {
+        let runner = Runner::new(&probe)?;
+        Ok(ProbeRunner {
+            probe,
+            runner,
+            state: ProbeState::default(),
+        })
+    }
+
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    pub fn state(&self) -> &ProbeState {
+        &self.state
+    }
+
+    /// Runs the check once (at most `timeout`) and returns its
+    /// `probe.result`, stamped with `now()` taken when the result is known.
+    pub async fn run_once(&mut self, now: impl FnOnce() -> Timestamp) -> Event {
+        let out = self.runner.run(self.probe.timeout).await;
+        self.state.record(&self.probe, out, now())
+    }
+}
+
 /// A probe ready to run: its spec plus what is built once (the HTTP client).
 pub(crate) enum Runner {
     Http(http::HttpRunner),
@@ -217,7 +252,7 @@ impl Runner {
     pub fn new(probe: &Probe) -> Result<Runner, crate::WatchError> {
         Ok(match &probe.spec {
             ProbeSpec::Http(spec) => {
-                Runner::Http(http::HttpRunner::new(spec.clone(), probe.timeout)?)
+                Runner::Http(http::HttpRunner::new((**spec).clone(), probe.timeout)?)
             }
             ProbeSpec::Tcp { address } => Runner::Tcp {
                 address: address.clone(),
