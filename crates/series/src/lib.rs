@@ -24,7 +24,7 @@ mod store;
 
 pub use query::{Func, LabelFilter, MAX_POINTS, Point, Query, QueryError, SeriesData};
 pub use sample::{Kind, Labels, Sample};
-pub use snapshot::{FORMAT_VERSION, SnapshotError};
+pub use snapshot::{FORMAT_VERSION, SnapshotError, write_snapshot_file};
 pub use store::{
     Config, MetricMemory, RAW_SLOTS, RAW_STEP_MS, ROLLUP_BUCKETS, ROLLUP_STEP_MS, STALE_MS,
     SeriesInfo, Stats, Store,

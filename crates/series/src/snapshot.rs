@@ -201,28 +201,11 @@ impl Store {
         )
     }
 
-    /// Saves atomically to `path`: a `.tmp` sibling is written and fsynced,
-    /// renamed over `path`, and the directory fsynced so the rename survives
-    /// a crash.
+    /// Saves atomically to `path` (see [`write_snapshot_file`]). Holds
+    /// `&self` through the fsync; behind a lock, prefer `to_snapshot()` under
+    /// the lock and [`write_snapshot_file`] outside it.
     pub fn save_file(&self, path: &Path) -> Result<(), SnapshotError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = dir.join(tmp_name);
-        let bytes = self.to_snapshot();
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        };
-        write().map_err(|e| SnapshotError::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| SnapshotError::io(path, e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| SnapshotError::io(&dir, e))
+        write_snapshot_file(path, &self.to_snapshot())
     }
 
     /// Loads `path`; `Ok(None)` when there is no snapshot yet (first start).
@@ -233,6 +216,29 @@ impl Store {
             Err(e) => Err(SnapshotError::io(path, e)),
         }
     }
+}
+
+/// Replaces `path` with `bytes` atomically: a `.tmp` sibling is written and
+/// fsynced, renamed over `path`, and the directory fsynced so the rename
+/// survives a crash. A crash leaves the old or the new file, never a torn one.
+pub fn write_snapshot_file(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| SnapshotError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| SnapshotError::io(path, e))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SnapshotError::io(&dir, e))
 }
 
 fn parse(r: &mut Reader<'_>, config: Config) -> Result<Store, SnapshotError> {
