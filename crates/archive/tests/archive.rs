@@ -158,7 +158,7 @@ fn torn_tail_is_truncated_and_audited_at_every_offset() {
         last = r.offset as usize;
     }
     let rec = full[last..].to_vec();
-    for k in (1..rec.len()).step_by(5) {
+    for k in (1..rec.len()).step_by(11) {
         let s = before.snapshot();
         let mut torn = full.clone();
         torn.extend_from_slice(&rec[..k]);
@@ -202,7 +202,7 @@ fn power_loss_keeps_every_acknowledged_event() {
         rng ^= rng << 17;
         rng
     };
-    for round in 0..15 {
+    for round in 0..6 {
         let st = MemStorage::new();
         let mut acked = 0u64;
         let mut written = 0u64;
