@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use secmon_core::{Event, Timestamp};
 use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Resolve, Rule, Ruleset, Verdict};
-use secmon_parse::{LineCtx, LineParser, ParseError};
+use secmon_parse::{LineCtx, LineParser, ParseError, SshdConns};
 
 use crate::summary::{Located, Summary};
 
@@ -89,11 +89,16 @@ impl<F: FnMut(&Rule, &Fire)> Sink for F {
 }
 
 /// The engine plus the bookkeeping around it: rule lookup for verdicts and
-/// per-rule alert counts.
+/// per-rule alert counts. Events pass the sshd connection correlator first
+/// (it needs them in order, as the engine does): `Invalid user` connections
+/// that end without a `Failed` line become `sshd.invalid_user_unanswered`
+/// events (see [`secmon_parse::sshd_conn`]).
 pub struct Detector {
     engine: Engine,
     ruleset: Arc<Ruleset>,
     scratch: Vec<Verdict>,
+    conns: SshdConns,
+    derived: Vec<Event>,
     pub fired: BTreeMap<usize, u64>,
 }
 
@@ -103,6 +108,8 @@ impl Detector {
             engine: Engine::new(ruleset.clone(), cfg),
             ruleset,
             scratch: Vec::with_capacity(64),
+            conns: SshdConns::default(),
+            derived: Vec::new(),
             fired: BTreeMap::new(),
         }
     }
@@ -112,22 +119,42 @@ impl Detector {
     }
 
     pub fn observe(&mut self, ev: Event, sink: &mut dyn Sink) {
+        self.conns.observe(&ev, &mut self.derived);
         self.engine.observe(ev, &mut self.scratch);
+        self.observe_derived();
         self.drain(sink);
     }
 
     pub fn advance_to(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.conns.advance(now, &mut self.derived);
+        self.observe_derived();
         self.engine.advance_to(now, &mut self.scratch);
         self.drain(sink);
     }
 
     pub fn flush(&mut self, sink: &mut dyn Sink) {
+        self.conns.flush(&mut self.derived);
+        self.observe_derived();
         self.engine.flush(&mut self.scratch);
         self.drain(sink);
     }
 
+    fn observe_derived(&mut self) {
+        for ev in self.derived.drain(..) {
+            self.engine.observe(ev, &mut self.scratch);
+        }
+    }
+
     pub fn stats(&self) -> EngineStats {
         self.engine.stats()
+    }
+
+    pub fn watermark(&self) -> Timestamp {
+        self.engine.watermark()
+    }
+
+    pub fn metrics_snapshot(&self) -> Vec<secmon_engine::MetricSample> {
+        self.engine.metrics_snapshot()
     }
 
     fn drain(&mut self, sink: &mut dyn Sink) {

@@ -299,12 +299,10 @@ impl Sim {
             }
         }
         let mut attempts = std::mem::take(&mut self.attempts);
-        attempts.extend(
-            self.open
-                .values()
-                .filter(|o| !o.failed)
-                .map(|o| (o.ip, i64::from(o.t))),
-        );
+        // Connections cut off by the end of the log count at its last line.
+        let mut cut: Vec<&Open> = self.open.values().filter(|o| !o.failed).collect();
+        cut.sort_by_key(|o| (o.t, o.ip));
+        attempts.extend(cut.iter().map(|o| (o.ip, i64::from(last_time))));
         let mut actors: Vec<(&'static str, Vec<u32>)> = Vec::new();
         for (name, pred) in [
             (
@@ -336,7 +334,9 @@ impl Sim {
 
     /// fail2ban sshd semantics: a `Failed` line counts 1, `message repeated N
     /// times: [ Failed …` counts N, a connection with `Invalid user` and no
-    /// `Failed` line counts 1 (at the `Invalid user` line's time).
+    /// `Failed` line counts 1, at the time its connection ends (its last
+    /// line; the last line of the log if the log stops first): that is when
+    /// a reader of the log learns no password attempt followed.
     fn record(&mut self, l: &L, t: u32) {
         match l.kind {
             K::Failed | K::Repeated => {
@@ -349,7 +349,7 @@ impl Sim {
                 }
             }
             K::InvalidUser => {
-                self.open.insert(
+                let old = self.open.insert(
                     l.pid,
                     Open {
                         ip: l.ip,
@@ -357,6 +357,12 @@ impl Sim {
                         failed: false,
                     },
                 );
+                // A reused pid ends the previous connection.
+                if let Some(o) = old
+                    && !o.failed
+                {
+                    self.attempts.push((o.ip, i64::from(t)));
+                }
             }
             _ => {}
         }
@@ -364,7 +370,7 @@ impl Sim {
             && let Some(o) = self.open.remove(&l.pid)
             && !o.failed
         {
-            self.attempts.push((o.ip, i64::from(o.t)));
+            self.attempts.push((o.ip, i64::from(t)));
         }
     }
 
@@ -766,7 +772,8 @@ pub fn truth_json(seed: u64, lines: u64, t: &SshdTruth) -> serde_json::Value {
         "first": "Jan  1 00:00:00",
         "last": String::from_utf8_lossy(&rfc3164(t.last_time)),
         "counting": "one attempt per `Failed … from IP` line; `message repeated N times: [ Failed …` counts N; \
-                     a connection (pid) with `Invalid user … from IP` and no Failed line counts 1; \
+                     a connection (pid) with `Invalid user … from IP` and no Failed line counts 1, at the time of its last line \
+                     (the log's last line if it is cut off); \
                      window check: first and last of N attempts at most T apart, inclusive",
         "attempts": t.attempts,
         "bans": {

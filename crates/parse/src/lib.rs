@@ -19,6 +19,7 @@ mod fields;
 pub mod json;
 pub mod pattern;
 mod sshd;
+pub mod sshd_conn;
 pub mod syslog;
 mod timefmt;
 
@@ -33,6 +34,7 @@ pub use config::{
     TimestampCapture,
 };
 pub use error::{ConfigError, ParseError};
+pub use sshd_conn::{ConnConfig, ConnStats, SshdConns};
 
 use crate::fields::Aliases;
 use crate::json::JsonPlan;
