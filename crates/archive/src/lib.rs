@@ -21,6 +21,7 @@ mod crypto;
 mod error;
 mod forge;
 mod format;
+mod fuzzing;
 mod keys;
 mod policy;
 mod storage;
@@ -43,5 +44,11 @@ pub use verify::{Problem, Progress, VerifyReport, verify_archive};
 pub mod internals {
     pub use crate::codec::{NonceCounter, decode_event, encode_event};
     pub use crate::forge::rechain;
+    pub use crate::fuzzing::{fixture as fuzz_fixture, run as fuzz_one};
+
+    /// An AES-256-GCM key for codec tests.
+    pub fn test_cipher(key: [u8; 32]) -> crate::crypto::Cipher {
+        crate::crypto::Cipher::new(&key)
+    }
     pub use crate::format::{Frames, Next, RawRecord, SegmentHeader, chain, genesis};
 }
