@@ -23,7 +23,7 @@ use crate::error::{Error, Result, corrupt, io_err};
 use crate::format::{self, Frames, KIND_AUDIT, KIND_EVENT, Next, SegmentHeader};
 use crate::keys::{KEYS_PATH, KeyStore};
 use crate::policy::{AUDIT, DAY, Policy, valid_category_name};
-use crate::storage::{AppendFile, LockGuard, Storage};
+use crate::storage::{AppendFile, LockGuard, Storage, SyncHandle};
 use crate::verify::{self, VerifyReport};
 
 pub const META_PATH: &str = "meta";
@@ -202,6 +202,42 @@ pub struct EraseReport {
     pub key_epoch: u64,
 }
 
+/// The fsyncs of one group commit (see [`Archive::begin_sync`]); `Send`,
+/// so the binary can run it on a syncer thread while appends continue.
+pub struct SyncJob {
+    handles: Vec<(String, Box<dyn SyncHandle>)>,
+    done: SyncDone,
+}
+
+impl SyncJob {
+    /// The Lsn this job makes durable.
+    pub fn lsn(&self) -> Lsn {
+        self.done.lsn
+    }
+
+    /// Fsyncs every file of the job.
+    pub fn run(mut self) -> Result<SyncDone> {
+        for (path, h) in &mut self.handles {
+            h.sync().map_err(io_err(path))?;
+        }
+        Ok(self.done)
+    }
+}
+
+/// A finished [`SyncJob`], for [`Archive::finish_sync`].
+pub struct SyncDone {
+    lsn: Lsn,
+    records: u64,
+    points: BTreeMap<String, ChainPoint>,
+    keys: crate::keys::KeyFileState,
+}
+
+impl SyncDone {
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+}
+
 pub struct Archive {
     storage: Arc<dyn Storage>,
     _lock: Box<dyn LockGuard>,
@@ -216,7 +252,12 @@ pub struct Archive {
     last_sync: Timestamp,
     ckpt_n: u64,
     ckpt_at: Timestamp,
-    since_ckpt: u64,
+    /// Records (events and audit) appended in total, and the total the
+    /// last checkpoint covered.
+    records: u64,
+    ckpt_records: u64,
+    /// Group-commit jobs handed out and not finished.
+    in_flight: u32,
     ckpt_due: Option<&'static str>,
     ckpt_file: Option<Box<dyn AppendFile>>,
     holds: HoldsFile,
@@ -357,7 +398,9 @@ impl Archive {
             last_sync: now,
             ckpt_n,
             ckpt_at: now,
-            since_ckpt: 0,
+            records: 0,
+            ckpt_records: 0,
+            in_flight: 0,
             ckpt_due: None,
             ckpt_file: None,
             holds,
@@ -497,7 +540,7 @@ impl Archive {
         seg.bytes += (buf.len() - start) as u64;
         seg.records += 1;
         c.next_seq += 1;
-        self.since_ckpt += 1;
+        self.records += 1;
         self.dirty = true;
         if seg.pending.len() >= SPILL_BYTES {
             // Keys before the segment bytes that need them reach the disk.
@@ -545,10 +588,11 @@ impl Archive {
     /// Group commit: syncs when the fsync interval has passed since the
     /// last sync and something is pending. Returns the durable Lsn.
     pub fn tick(&mut self, now: Timestamp) -> Result<Lsn> {
-        if self.dirty && now >= self.last_sync.add(self.policy.fsync_interval) {
+        if self.sync_due(now) {
             self.sync(now)?;
         } else if !self.dirty
-            && self.since_ckpt > 0
+            && self.in_flight == 0
+            && self.records > self.ckpt_records
             && now.since(self.ckpt_at) >= self.policy.checkpoint_interval
         {
             self.checkpoint(now, "interval")?;
@@ -556,35 +600,73 @@ impl Archive {
         Ok(self.durable)
     }
 
+    /// Whether the group-commit interval has passed with data pending.
+    pub fn sync_due(&self, now: Timestamp) -> bool {
+        self.dirty && now >= self.last_sync.add(self.policy.fsync_interval)
+    }
+
     /// Makes everything appended durable now (key file first, then the
     /// segments), then writes a checkpoint when one is due.
     pub fn sync(&mut self, now: Timestamp) -> Result<Lsn> {
+        let job = self.begin_sync(now)?;
+        let done = job.run()?;
+        self.finish_sync(done, now)
+    }
+
+    /// First half of a group commit that overlaps the fsyncs with further
+    /// appends: hands the pending bytes to the OS and returns a [`SyncJob`]
+    /// (fsyncs only) to run on another thread; pass its result to
+    /// [`finish_sync`](Self::finish_sync). New keys are synced here, before
+    /// any segment byte that needs them can reach the disk.
+    pub fn begin_sync(&mut self, now: Timestamp) -> Result<SyncJob> {
         self.ks.flush(&*self.storage)?;
+        let mut handles = Vec::new();
+        let overlap = self.in_flight > 0;
         for c in &mut self.cats {
             if let Some(s) = c.open.as_mut()
-                && (!s.pending.is_empty() || s.unsynced)
+                && (overlap || !s.pending.is_empty() || s.unsynced)
             {
                 write_out(s)?;
-                s.file.sync().map_err(io_err(&s.path))?;
+                let h = s.file.sync_handle().map_err(io_err(&s.path))?;
+                handles.push((s.path.clone(), h));
                 s.unsynced = false;
             }
         }
-        self.durable = self.appended;
         self.last_sync = now;
         self.dirty = false;
-        let reason = self.ckpt_due.take().or_else(|| {
-            if self.since_ckpt >= self.policy.checkpoint_records {
+        self.in_flight += 1;
+        Ok(SyncJob {
+            handles,
+            done: SyncDone {
+                lsn: self.appended,
+                records: self.records,
+                points: self.chain_points(),
+                keys: self.ks.state(),
+            },
+        })
+    }
+
+    /// Second half: the events of the job are durable. Writes a checkpoint
+    /// of the job's (durable) state when one is due. Returns the durable Lsn.
+    pub fn finish_sync(&mut self, done: SyncDone, now: Timestamp) -> Result<Lsn> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.durable = self.durable.max(done.lsn);
+        let since = done.records.saturating_sub(self.ckpt_records);
+        let reason = self.ckpt_due.take().or({
+            if since >= self.policy.checkpoint_records {
                 Some("records")
-            } else if self.since_ckpt > 0
-                && now.since(self.ckpt_at) >= self.policy.checkpoint_interval
-            {
+            } else if since > 0 && now.since(self.ckpt_at) >= self.policy.checkpoint_interval {
                 Some("interval")
             } else {
                 None
             }
         });
         if let Some(r) = reason {
-            self.checkpoint(now, r)?;
+            if done.records < self.ckpt_records {
+                // A newer checkpoint exists already.
+                return Ok(self.durable);
+            }
+            self.write_checkpoint(now, r, done.points, done.keys, done.records)?;
         }
         Ok(self.durable)
     }
@@ -604,21 +686,34 @@ impl Archive {
             .collect()
     }
 
-    /// Writes a signed checkpoint of the (synced) current state.
-    fn checkpoint(&mut self, now: Timestamp, reason: &str) -> Result<()> {
-        if self.dirty {
+    /// Writes a signed checkpoint of the current state, syncing first.
+    fn checkpoint(&mut self, now: Timestamp, reason: &'static str) -> Result<()> {
+        if self.dirty || self.in_flight > 0 {
             // Never sign what is not on disk.
-            self.ckpt_due = Some("sync");
+            self.ckpt_due = Some(reason);
             self.sync(now)?;
+            return Ok(());
         }
+        let (points, keys) = (self.chain_points(), self.ks.state());
+        self.write_checkpoint(now, reason, points, keys, self.records)
+    }
+
+    fn write_checkpoint(
+        &mut self,
+        now: Timestamp,
+        reason: &str,
+        points: BTreeMap<String, ChainPoint>,
+        keys: crate::keys::KeyFileState,
+        records: u64,
+    ) -> Result<()> {
         self.ckpt_n += 1;
         let cp = Checkpoint {
             archive: hex(&self.id),
             n: self.ckpt_n,
             at: now.0,
             reason: reason.to_string(),
-            categories: self.chain_points(),
-            keys: self.ks.state(),
+            categories: points,
+            keys,
         };
         let line = cp.to_line(&self.signing);
         if self.ckpt_file.is_none() {
@@ -640,7 +735,7 @@ impl Archive {
             f.sync().map_err(io_err(CHECKPOINTS_PATH))?;
         }
         self.ckpt_at = now;
-        self.since_ckpt = 0;
+        self.ckpt_records = records;
         Ok(())
     }
 
@@ -803,6 +898,7 @@ impl Archive {
     pub fn verify(
         &mut self,
         exported: Option<&[u8]>,
+        threads: usize,
         who: &str,
         now: Timestamp,
         progress: &mut dyn FnMut(&verify::Progress),
@@ -814,7 +910,8 @@ impl Archive {
             signing: None,
             verifying: self.signing.verifying(),
         };
-        let report = verify::verify_archive(&*self.storage, &keys, exported, progress)?;
+        let report =
+            verify::verify_archive_with(&*self.storage, &keys, exported, threads, progress)?;
         self.audit(
             now,
             "verify",

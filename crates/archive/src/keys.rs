@@ -325,6 +325,17 @@ impl KeyStore {
         Some(c)
     }
 
+    /// Like [`data_cipher`](Self::data_cipher) without the cache, for
+    /// readers sharing the store across threads.
+    pub fn data_cipher_uncached(&self, id: &[u8; 16]) -> Option<Cipher> {
+        if let Some(c) = self.data_cache.get(id) {
+            return Some(c.clone());
+        }
+        let w = self.data.get(id)?;
+        self.unwrap(w, &aad(K_DATA, id, &self.archive_id))
+            .map(|k| Cipher::new(&k))
+    }
+
     pub fn lookup(&self, subject: &str) -> [u8; 32] {
         // HMAC keys of any length are accepted; 32 bytes cannot fail.
         let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.index_key)

@@ -29,6 +29,7 @@ mod verify;
 
 pub use archive::{
     Access, Archive, EraseReport, Hit, Hold, Lsn, OpenReport, PruneReport, Query, SearchSummary,
+    SyncDone, SyncJob,
 };
 pub use checkpoint::{ChainPoint, Checkpoint};
 pub use codec::ERASED;
@@ -36,8 +37,8 @@ pub use crypto::{Keys, MasterKey, SigningKeyBox as SigningKey, VerifyingKeyBox a
 pub use error::{Error, Result};
 pub use keys::KeyFileState;
 pub use policy::{AUDIT, ArchiveConfig, Category, CategoryConfig, Policy, RouteConfig};
-pub use storage::{AppendFile, FsStorage, LockGuard, MemStorage, Storage};
-pub use verify::{Problem, Progress, VerifyReport, verify_archive};
+pub use storage::{AppendFile, FsStorage, LockGuard, MemStorage, Storage, SyncHandle};
+pub use verify::{Problem, Progress, VerifyReport, verify_archive, verify_archive_with};
 
 /// Building blocks exposed for the fuzz target and benchmarks; not a stable API.
 #[doc(hidden)]

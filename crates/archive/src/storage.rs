@@ -24,6 +24,15 @@ pub trait AppendFile: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A handle that makes the bytes appended so far durable, usable from
+    /// another thread while appends continue (group commit off the writer's
+    /// thread).
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>>;
+}
+
+/// See [`AppendFile::sync_handle`].
+pub trait SyncHandle: Send {
+    fn sync(&mut self) -> io::Result<()>;
 }
 
 /// Held while an archive is open for writing; dropping it releases the lock.
@@ -122,6 +131,27 @@ impl AppendFile for FsFile {
     }
     fn len(&self) -> u64 {
         self.len
+    }
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>> {
+        Ok(Box::new(FsSync {
+            file: self.file.try_clone()?,
+            dir: self.dir_to_sync.clone(),
+        }))
+    }
+}
+
+struct FsSync {
+    file: fs::File,
+    dir: Option<PathBuf>,
+}
+
+impl SyncHandle for FsSync {
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if let Some(d) = self.dir.take() {
+            sync_dir(&d)?;
+        }
+        Ok(())
     }
 }
 
@@ -350,6 +380,31 @@ impl AppendFile for MemAppend {
             .files
             .get(&self.path)
             .map_or(0, |f| f.data.len() as u64)
+    }
+    fn sync_handle(&self) -> io::Result<Box<dyn SyncHandle>> {
+        Ok(Box::new(MemSync {
+            store: self.store.clone(),
+            path: self.path.clone(),
+            len: self.len() as usize,
+        }))
+    }
+}
+
+/// Syncs what had been appended when the handle was taken.
+struct MemSync {
+    store: MemStorage,
+    path: String,
+    len: usize,
+}
+
+impl SyncHandle for MemSync {
+    fn sync(&mut self) -> io::Result<()> {
+        let mut g = self.store.inner();
+        if let Some(f) = g.files.get_mut(&self.path) {
+            f.synced = f.synced.max(self.len.min(f.data.len()));
+            f.durable = true;
+        }
+        Ok(())
     }
 }
 

@@ -94,6 +94,18 @@ pub fn verify_archive(
     exported: Option<&[u8]>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<VerifyReport> {
+    verify_archive_with(st, keys, exported, 1, progress)
+}
+
+/// [`verify_archive`] checking up to `threads` segments at once on scoped
+/// threads (joined before it returns; the archive keeps no background work).
+pub fn verify_archive_with(
+    st: &dyn Storage,
+    keys: &Keys,
+    exported: Option<&[u8]>,
+    threads: usize,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
     let Some((id, vk)) = read_meta(st)? else {
         rep.problems
@@ -200,7 +212,7 @@ pub fn verify_archive(
     }
 
     // The key file: loads, and is not older than the latest checkpoint says.
-    let mut ks = match KeyStore::load(st, id, keys.clone()) {
+    let ks = match KeyStore::load(st, id, keys.clone()) {
         Ok((ks, torn)) => {
             if let Some(t) = torn {
                 rep.problems.push(problem(
@@ -275,190 +287,98 @@ pub fn verify_archive(
     let mut pruned: HashMap<String, Vec<(u64, [u8; 32])>> = HashMap::new();
     let mut deferred: Vec<(String, String, u64, [u8; 32])> = Vec::new();
     let mut done = 0u64;
+    let threads = threads.max(1);
+    let ks = ks.as_ref();
     for (name, segs) in &files {
         let empty = BTreeMap::new();
         let exp = expect.get(name).unwrap_or(&empty);
-        let is_audit = name == AUDIT;
         let mut next = 0u64;
         let mut hash = format::genesis(&id, name);
         let mut last_path = format!("{SEG_DIR}/{name}");
         let mut stopped = false;
-        let mut buf = Vec::new();
-        'segs: for (i, s) in segs.iter().enumerate() {
-            let path = seg_path(name, s);
-            let bytes = st.read(&path).map_err(io_err(&path))?;
-            rep.segments += 1;
-            let h = match SegmentHeader::parse(&path, &bytes) {
-                Ok(h) => h,
-                Err(e) => {
-                    rep.problems
-                        .push(problem(&path, None, Some(0), e.to_string()));
-                    stopped = true;
-                    break;
-                }
+        let mut i = 0;
+        // Segments are checked independently (each starts from its header),
+        // `threads` at a time; continuity between them is checked here, in order.
+        'chunks: for chunk in segs.chunks(threads) {
+            let results: Vec<SegResult> = if chunk.len() == 1 {
+                vec![check_segment(
+                    st,
+                    ks,
+                    &id,
+                    name,
+                    &seg_path(name, &chunk[0]),
+                    exp,
+                )]
+            } else {
+                std::thread::scope(|sc| {
+                    let hs: Vec<_> = chunk
+                        .iter()
+                        .map(|s| {
+                            let path = seg_path(name, s);
+                            sc.spawn(move || check_segment(st, ks, &id, name, &path, exp))
+                        })
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| SegResult::failed("verifier thread panicked"))
+                        })
+                        .collect()
+                })
             };
-            if h.archive_id != id || &h.category != name {
-                rep.problems.push(problem(
-                    &path,
-                    None,
-                    Some(0),
-                    "segment header names another archive or category",
-                ));
-                stopped = true;
-                break;
-            }
-            if i == 0 {
-                if (h.first_seq, h.prev_hash) != (0, format::genesis(&id, name)) {
-                    deferred.push((name.clone(), path.clone(), h.first_seq, h.prev_hash));
+            for r in results {
+                rep.segments += 1;
+                if let Some(e) = r.io_error {
+                    return Err(e);
                 }
-                if let Some(es) = exp.get(&h.first_seq) {
-                    for e in es {
-                        if e.hash != h.prev_hash {
+                if let Some((first, prev)) = r.start {
+                    if i == 0 {
+                        if (first, prev) != (0, format::genesis(&id, name)) {
+                            deferred.push((name.clone(), r.path.clone(), first, prev));
+                        }
+                        if let Some(es) = exp.get(&first)
+                            && let Some(e) = es.iter().find(|e| e.hash != prev)
+                        {
                             rep.problems.push(problem(
-                                &path,
-                                Some(h.first_seq),
+                                &r.path,
+                                Some(first),
                                 Some(0),
                                 format!("segment start differs from {}", e.source),
                             ));
                             stopped = true;
-                            break 'segs;
+                            break 'chunks;
                         }
-                    }
-                }
-            } else if h.first_seq != next || h.prev_hash != hash {
-                rep.problems.push(problem(
-                    &path,
-                    Some(h.first_seq),
-                    Some(0),
-                    format!(
-                        "does not continue {last_path}: expected seq {next} and its chain value, header says seq {}{}: a segment is missing, truncated or replaced",
-                        h.first_seq,
-                        if h.first_seq == next { " with another chain value" } else { "" }
-                    ),
-                ));
-                stopped = true;
-                break;
-            }
-            next = h.first_seq;
-            hash = h.prev_hash;
-            last_path = path.clone();
-            let Some(cipher) = ks.as_mut().and_then(|k| k.data_cipher(&h.key_id)) else {
-                rep.problems.push(problem(&path, Some(next), Some(0), "its data key is not in the key file (or does not unwrap under the given master keys)"));
-                stopped = true;
-                break;
-            };
-            let mut f = Frames::new(&bytes, h.len);
-            loop {
-                let r = match f.next_record() {
-                    Next::Record(r) => r,
-                    Next::End => break,
-                    Next::Torn { offset, what } => {
+                    } else if first != next || prev != hash {
                         rep.problems.push(problem(
-                            &path,
-                            Some(next),
-                            Some(offset),
-                            format!("{what} (segment truncated or torn)"),
+                            &r.path,
+                            Some(first),
+                            Some(0),
+                            format!(
+                                "does not continue {last_path}: expected seq {next} and its chain value, header says seq {first}{}: a segment is missing, truncated or replaced",
+                                if first == next { " with another chain value" } else { "" }
+                            ),
                         ));
                         stopped = true;
-                        break 'segs;
+                        break 'chunks;
                     }
-                    Next::Bad { offset, what } => {
-                        rep.problems
-                            .push(problem(&path, Some(next), Some(offset), what));
-                        stopped = true;
-                        break 'segs;
-                    }
-                };
-                if r.seq != next {
-                    rep.problems.push(problem(
-                        &path,
-                        Some(next),
-                        Some(r.offset),
-                        format!("expected seq {next}, found seq {}: a record was removed, inserted or reordered", r.seq),
-                    ));
+                }
+                i += 1;
+                rep.records += r.records;
+                rep.bytes += r.bytes;
+                done += r.bytes;
+                if let Some(p) = r.problem {
+                    rep.problems.push(p);
                     stopped = true;
-                    break 'segs;
+                    break 'chunks;
                 }
-                let want_kind = if is_audit { KIND_AUDIT } else { KIND_EVENT };
-                if r.kind != want_kind {
-                    rep.problems.push(problem(
-                        &path,
-                        Some(next),
-                        Some(r.offset),
-                        format!("record kind {} in category {name}", r.kind),
-                    ));
-                    stopped = true;
-                    break 'segs;
+                for (c, e, h) in r.prunes {
+                    pruned.entry(c).or_default().push((e, h));
                 }
-                buf.clear();
-                buf.extend_from_slice(r.sealed);
-                let Some(pt) =
-                    cipher.open_in_place(&format::record_nonce(r.seq), r.aad(), &mut buf)
-                else {
-                    rep.problems.push(problem(&path, Some(next), Some(r.offset), "AEAD tag mismatch: the record was altered (or encrypted under another key)"));
-                    stopped = true;
-                    break 'segs;
-                };
-                if is_audit {
-                    match codec::decode_event(pt, &mut |_| None) {
-                        Ok(ev) => {
-                            if ev.name() == Some("archive.prune")
-                                && let (Some(c), Some(e), Some(hh)) = (
-                                    ev.get("archive.category").and_then(|v| v.as_str()),
-                                    ev.get("archive.end_seq").and_then(|v| v.as_i64()),
-                                    ev.get("archive.end_hash")
-                                        .and_then(|v| v.as_str())
-                                        .and_then(unhex32),
-                                )
-                            {
-                                pruned
-                                    .entry(c.to_string())
-                                    .or_default()
-                                    .push((e as u64, hh));
-                            }
-                        }
-                        Err(why) => {
-                            rep.problems.push(problem(
-                                &path,
-                                Some(next),
-                                Some(r.offset),
-                                format!("audit record does not decode: {why}"),
-                            ));
-                            stopped = true;
-                            break 'segs;
-                        }
-                    }
-                }
-                hash = format::chain(&hash, r.frame);
-                next += 1;
-                rep.records += 1;
-                if let Some(es) = exp.get(&next) {
-                    for e in es {
-                        if e.hash != hash {
-                            rep.problems.push(problem(
-                                &path,
-                                Some(r.seq),
-                                Some(r.offset),
-                                format!("chain value after this record differs from {}: records up to here were altered, replaced or re-chained", e.source),
-                            ));
-                            stopped = true;
-                            break 'segs;
-                        }
-                    }
-                }
-                if rep.records % 65_536 == 0 {
-                    progress(&Progress {
-                        file: path.clone(),
-                        bytes_done: done + r.offset,
-                        bytes_total: total,
-                        records: rep.records,
-                    });
-                }
+                (next, hash) = r.end;
+                last_path = r.path;
             }
-            done += bytes.len() as u64;
-            rep.bytes += bytes.len() as u64;
             progress(&Progress {
-                file: path.clone(),
+                file: last_path.clone(),
                 bytes_done: done,
                 bytes_total: total,
                 records: rep.records,
@@ -490,4 +410,196 @@ pub fn verify_archive(
         }
     }
     Ok(rep)
+}
+
+/// What checking one segment on its own found.
+struct SegResult {
+    path: String,
+    bytes: u64,
+    records: u64,
+    /// Header's (first seq, previous chain value), when the header parsed.
+    start: Option<(u64, [u8; 32])>,
+    /// (next seq, chain value) after the last good record.
+    end: (u64, [u8; 32]),
+    problem: Option<Problem>,
+    /// Prune records found (audit category): (category, end seq, end hash).
+    prunes: Vec<(String, u64, [u8; 32])>,
+    io_error: Option<crate::Error>,
+}
+
+impl SegResult {
+    fn failed(why: &str) -> SegResult {
+        SegResult {
+            path: String::new(),
+            bytes: 0,
+            records: 0,
+            start: None,
+            end: (0, [0; 32]),
+            problem: Some(problem("", None, None, why)),
+            prunes: vec![],
+            io_error: None,
+        }
+    }
+}
+
+/// Checks one segment: header, framing, sequence, kind, AEAD tag, chain
+/// from its header's starting point, and the checkpoints that fall inside.
+fn check_segment(
+    st: &dyn Storage,
+    ks: Option<&KeyStore>,
+    id: &[u8; 16],
+    name: &str,
+    path: &str,
+    exp: &BTreeMap<u64, Vec<Expect>>,
+) -> SegResult {
+    let mut r = SegResult {
+        path: path.to_string(),
+        bytes: 0,
+        records: 0,
+        start: None,
+        end: (0, [0; 32]),
+        problem: None,
+        prunes: vec![],
+        io_error: None,
+    };
+    let mut bytes = match st.read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            r.io_error = Some(io_err(path)(e));
+            return r;
+        }
+    };
+    r.bytes = bytes.len() as u64;
+    let h = match SegmentHeader::parse(path, &bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            r.problem = Some(problem(path, None, Some(0), e.to_string()));
+            return r;
+        }
+    };
+    if &h.archive_id != id || h.category != name {
+        r.problem = Some(problem(
+            path,
+            None,
+            Some(0),
+            "segment header names another archive or category",
+        ));
+        return r;
+    }
+    r.start = Some((h.first_seq, h.prev_hash));
+    let (mut next, mut hash) = (h.first_seq, h.prev_hash);
+    r.end = (next, hash);
+    let Some(cipher) = ks.and_then(|k| k.data_cipher_uncached(&h.key_id)) else {
+        r.problem = Some(problem(
+            path,
+            Some(next),
+            Some(0),
+            "its data key is not in the key file (or does not unwrap under the given master keys)",
+        ));
+        return r;
+    };
+    let is_audit = name == AUDIT;
+    let want_kind = if is_audit { KIND_AUDIT } else { KIND_EVENT };
+    let mut pos = h.len;
+    loop {
+        // Frame and hash first (borrowing the bytes), then decrypt in place.
+        let (offset, seq, kind, frame_end) = match Frames::new(&bytes, pos).next_record() {
+            Next::Record(rec) => {
+                hash = format::chain(&hash, rec.frame);
+                (rec.offset, rec.seq, rec.kind, pos + rec.frame.len() + 4)
+            }
+            Next::End => break,
+            Next::Torn { offset, what } => {
+                r.problem = Some(problem(
+                    path,
+                    Some(next),
+                    Some(offset),
+                    format!("{what} (segment truncated or torn)"),
+                ));
+                return r;
+            }
+            Next::Bad { offset, what } => {
+                r.problem = Some(problem(path, Some(next), Some(offset), what));
+                return r;
+            }
+        };
+        if seq != next {
+            r.problem = Some(problem(
+                path,
+                Some(next),
+                Some(offset),
+                format!(
+                    "expected seq {next}, found seq {seq}: a record was removed, inserted or reordered"
+                ),
+            ));
+            return r;
+        }
+        if kind != want_kind {
+            r.problem = Some(problem(
+                path,
+                Some(next),
+                Some(offset),
+                format!("record kind {kind} in category {name}"),
+            ));
+            return r;
+        }
+        let mut aad = [0u8; format::REC_HEAD];
+        aad.copy_from_slice(&bytes[pos..pos + format::REC_HEAD]);
+        let sealed = &mut bytes[pos + format::REC_HEAD..frame_end - 4];
+        let Some(pt) = cipher.open_in_place(&format::record_nonce(seq), &aad, sealed) else {
+            r.problem = Some(problem(
+                path,
+                Some(next),
+                Some(offset),
+                "AEAD tag mismatch: the record was altered (or encrypted under another key)",
+            ));
+            return r;
+        };
+        if is_audit {
+            match codec::decode_event(pt, &mut |_| None) {
+                Ok(ev) => {
+                    if ev.name() == Some("archive.prune")
+                        && let (Some(c), Some(e), Some(hh)) = (
+                            ev.get("archive.category").and_then(|v| v.as_str()),
+                            ev.get("archive.end_seq").and_then(|v| v.as_i64()),
+                            ev.get("archive.end_hash")
+                                .and_then(|v| v.as_str())
+                                .and_then(unhex32),
+                        )
+                    {
+                        r.prunes.push((c.to_string(), e as u64, hh));
+                    }
+                }
+                Err(why) => {
+                    r.problem = Some(problem(
+                        path,
+                        Some(next),
+                        Some(offset),
+                        format!("audit record does not decode: {why}"),
+                    ));
+                    return r;
+                }
+            }
+        }
+        next += 1;
+        r.records += 1;
+        pos = frame_end;
+        if let Some(e) = exp
+            .get(&next)
+            .and_then(|es| es.iter().find(|e| e.hash != hash))
+        {
+            r.problem = Some(problem(
+                path,
+                Some(seq),
+                Some(offset),
+                format!(
+                    "chain value after this record differs from {}: records up to here were altered, replaced or re-chained",
+                    e.source
+                ),
+            ));
+            return r;
+        }
+        r.end = (next, hash);
+    }
+    r
 }

@@ -432,7 +432,7 @@ fn verify_reports_progress_and_is_audited() {
     fill(&mut a, 50, T0);
     let mut calls = Vec::new();
     let r = a
-        .verify(None, "auditor", Timestamp(T0 + DAY), &mut |p| {
+        .verify(None, 2, "auditor", Timestamp(T0 + DAY), &mut |p| {
             calls.push((p.bytes_done, p.bytes_total))
         })
         .unwrap();
@@ -472,4 +472,30 @@ fn fs_storage_end_to_end() {
     drop(a);
     let r = secmon_archive::verify_archive(&*st, &keys(), None, &mut |_| {}).unwrap();
     assert!(r.ok(), "{:?}", r.problems);
+}
+
+#[test]
+fn overlapped_group_commit_on_another_thread() {
+    let st = MemStorage::new();
+    let mut a = open(&st, T0);
+    a.append(&[event(0, T0), event(1, T0)], Timestamp(T0))
+        .unwrap();
+    let job = a.begin_sync(Timestamp(T0)).unwrap();
+    assert_eq!(job.lsn(), 2);
+    // Appends continue while the fsync runs elsewhere.
+    a.append(&[event(2, T0)], Timestamp(T0 + 1)).unwrap();
+    let done = std::thread::spawn(move || job.run().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(a.durable_lsn(), 0);
+    assert_eq!(a.finish_sync(done, Timestamp(T0 + 2)).unwrap(), 2);
+    drop(a);
+    st.power_loss();
+    let mut a = open(&st, T0 + 10);
+    let mut ns: Vec<i64> = all(&mut a, T0 + 20).iter().map(n_of).collect();
+    ns.sort();
+    assert_eq!(ns, vec![0, 1]);
+    drop(a);
+    st.crash();
+    assert!(verify(&st, None).ok());
 }

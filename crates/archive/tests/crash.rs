@@ -85,7 +85,12 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
         // SIGKILL keeps the page cache, so tmpfs behaves like a disk here and
         // spares the test fsync latency.
         let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
         let mut prev: Vec<i64> = Vec::new();
         let mut start = 0u64;
         for life in 0..4 {

@@ -84,7 +84,15 @@ pub fn fill(a: &mut Archive, n: u64, t0: i64) {
 }
 
 pub fn verify(st: &dyn Storage, exported: Option<&[u8]>) -> VerifyReport {
-    verify_archive(st, &keys(), exported, &mut |_| {}).unwrap()
+    // Sequential and parallel verification must agree.
+    let r = verify_archive(st, &keys(), exported, &mut |_| {}).unwrap();
+    let p = secmon_archive::verify_archive_with(st, &keys(), exported, 3, &mut |_| {}).unwrap();
+    assert_eq!(r.problems, p.problems);
+    assert_eq!(
+        (r.records, r.segments, r.bytes),
+        (p.records, p.segments, p.bytes)
+    );
+    r
 }
 
 pub fn all(a: &mut Archive, now: i64) -> Vec<Event> {
