@@ -19,9 +19,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// secmon's own log level (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "SECMON_LOG")]
-    pub log_level: String,
+    /// secmon's own log level (error, warn, info, debug, trace). Default:
+    /// info for `run`, warn for the other commands.
+    #[arg(long, global = true, env = "SECMON_LOG")]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +83,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SilencesCmd,
     },
+    /// API keys for the HTTP API: create (printed once), list, revoke.
+    Keys {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Incidents: list, show, acknowledge, resolve, add notes.
     Incidents {
         #[command(flatten)]
@@ -128,6 +136,31 @@ pub enum DecisionsCmd {
         #[arg(long)]
         author: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key and print it once: it is stored only as an HMAC under
+    /// SECMON_API_KEY_SECRET and cannot be shown again.
+    Create {
+        /// admin, responder (ack, silence, decisions), viewer (read), ingest
+        /// (only POST /v1/events) or bouncer (only read decisions).
+        #[arg(long, value_enum)]
+        role: crate::api::keys::Role,
+        /// A label to recognise the key by (e.g. the app or host using it).
+        #[arg(long)]
+        name: String,
+        /// Print the key as JSON with its metadata.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keys by prefix, role and state (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by prefix (or id); a running secmon refuses it within seconds.
+    Revoke { key: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +292,12 @@ pub struct RunArgs {
     /// Read stdin as a source in addition to the configured ones.
     #[arg(long)]
     pub stdin: bool,
+    /// Serve the HTTP API on this address (overrides `api.listen`; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Do not serve the HTTP API.
+    #[arg(long)]
+    pub no_api: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -2,10 +2,12 @@
 //! that drives parsers and the engine, and the CLI verbs. `main.rs` is a thin
 //! shell over it; benches and tests call it in-process.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod output;
 pub mod pipeline;

@@ -17,7 +17,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.log_level);
+    let default_level = match cli.command {
+        cli::Command::Run(_) => "info",
+        _ => "warn",
+    };
+    telemetry::init(cli.log_level.as_deref().unwrap_or(default_level));
     let result = match cli.command {
         cli::Command::Check { config } => commands::check::run(config.config.as_deref()),
         cli::Command::Replay(args) => commands::replay::run(args),
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Decisions { args, cmd } => commands::manage::decisions(args, cmd),
         cli::Command::Incidents { args, cmd } => commands::manage::incidents(args, cmd),
+        cli::Command::Keys { args, cmd } => commands::manage::keys(args, cmd),
         cli::Command::Notify { args, cmd } => commands::manage::notify(args, cmd),
         cli::Command::Silences { args, cmd } => commands::manage::silences(args, cmd),
         cli::Command::Notifications { args, cmd } => commands::manage::notifications(args, cmd),

@@ -14,12 +14,62 @@ use serde::Serialize;
 
 use secmon_core::{Dur, Timestamp};
 use secmon_engine::{Fire, Resolve, Rule};
-use secmon_notify::{AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox};
+use secmon_notify::{
+    AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox, RetryTarget,
+};
 use secmon_respond::{
     Alert, AlertBook, AlertChange, Decision, DecisionChange, DecisionOutcome, DecisionPublisher,
-    Decisions, ExecPublisher, FireInput, Incident, IncidentChange, Incidents, RedisPublisher,
-    RespondConfig, Store, TimelineKind,
+    Decisions, ExecPublisher, FireInput, Incident, IncidentChange, Incidents, Matcher, NewSilence,
+    RedisPublisher, RespondConfig, RespondError, Scope, Store, TimelineKind,
 };
+
+/// A change an operator asks for through the API; see [`Responder::manual`].
+#[derive(Debug)]
+pub enum ManualOp {
+    AddDecision {
+        scope: Scope,
+        value: String,
+        duration: Dur,
+        reason: String,
+    },
+    DeleteDecision {
+        id: i64,
+    },
+    AckIncident {
+        id: i64,
+    },
+    ResolveIncident {
+        id: i64,
+    },
+    NoteIncident {
+        id: i64,
+        text: String,
+    },
+    CreateSilence {
+        matchers: Vec<Matcher>,
+        duration: Dur,
+        comment: String,
+    },
+    ExpireSilence {
+        id: i64,
+    },
+    /// Re-queue one dead letter, or all of them.
+    RetryNotifications {
+        id: Option<i64>,
+    },
+}
+
+mod erased {
+    /// Serialises anything to JSON without a generic parameter at the call site.
+    pub trait Ser {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
 
 /// One thing the response stage did (or, in a dry run, would do).
 #[derive(Debug, Serialize)]
@@ -341,6 +391,128 @@ impl<'s> Responder<'s> {
             .save_digest(self.batcher.digest())
             .context("saving digest")?;
         Ok(())
+    }
+
+    /// An operator's change (from the HTTP API), made here so the store keeps
+    /// a single writer and every change reaches the plan, the decision index
+    /// and the publishers exactly as automated ones do.
+    pub fn manual(
+        &mut self,
+        op: ManualOp,
+        author: &str,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> Result<serde_json::Value, RespondError> {
+        let json = |v: &dyn erased::Ser| v.to_json();
+        match op {
+            ManualOp::AddDecision {
+                scope,
+                value,
+                duration,
+                reason,
+            } => {
+                let outcome = self
+                    .decisions
+                    .add_manual(&scope, &value, duration, &reason, author, now)?;
+                let (label, d) = match outcome {
+                    DecisionOutcome::Created(d) => ("created", d),
+                    DecisionOutcome::Extended(d) | DecisionOutcome::AlreadyActive(d) => {
+                        ("extended", d)
+                    }
+                    DecisionOutcome::Refused { reason } => {
+                        return Err(RespondError::Invalid {
+                            what: "decision",
+                            reason,
+                        });
+                    }
+                    DecisionOutcome::NotApplicable => {
+                        return Err(RespondError::Invalid {
+                            what: "decision",
+                            reason: "not applicable".into(),
+                        });
+                    }
+                };
+                self.publish(&DecisionChange::Added(d.clone()), now);
+                let out = json(&d);
+                plan.push(PlanItem::Decision {
+                    change: label,
+                    decision: d,
+                });
+                Ok(out)
+            }
+            ManualOp::DeleteDecision { id } => {
+                let change = self.decisions.delete(id, author, now)?;
+                self.publish(&change, now);
+                let d = change.decision().clone();
+                let out = json(&d);
+                plan.push(PlanItem::Decision {
+                    change: "deleted",
+                    decision: d,
+                });
+                Ok(out)
+            }
+            ManualOp::AckIncident { id } => {
+                let inc = self.incidents.ack(id, author, now)?;
+                let out = json(&inc);
+                plan.push(PlanItem::Incident {
+                    change: "acknowledged",
+                    incident: inc,
+                });
+                Ok(out)
+            }
+            ManualOp::ResolveIncident { id } => {
+                let inc = self.incidents.resolve(id, author, now)?;
+                let out = json(&inc);
+                plan.push(PlanItem::Incident {
+                    change: "resolved",
+                    incident: inc,
+                });
+                Ok(out)
+            }
+            ManualOp::NoteIncident { id, text } => {
+                Ok(json(&self.incidents.note(id, author, &text, now)?))
+            }
+            ManualOp::CreateSilence {
+                matchers,
+                duration,
+                comment,
+            } => {
+                if duration <= Dur::ZERO {
+                    return Err(RespondError::Invalid {
+                        what: "silence",
+                        reason: "duration must be positive".into(),
+                    });
+                }
+                let s = self.book.create_silence(
+                    &NewSilence {
+                        matchers,
+                        starts: now,
+                        ends: now.add(duration),
+                        author: author.to_string(),
+                        comment,
+                    },
+                    now,
+                )?;
+                Ok(json(&s))
+            }
+            ManualOp::ExpireSilence { id } => Ok(json(&self.book.expire_silence(id, now)?)),
+            ManualOp::RetryNotifications { id } => {
+                let target = match id {
+                    Some(id) => RetryTarget::One(id),
+                    None => RetryTarget::All,
+                };
+                let n = self
+                    .outbox
+                    .retry(target, now)
+                    .map_err(|e| RespondError::Conflict(e.to_string()))?;
+                Ok(serde_json::json!({ "requeued": n }))
+            }
+        }
+    }
+
+    /// Decisions in force now (to seed the API's in-memory index).
+    pub fn active_decisions(&self, now: Timestamp) -> Vec<Decision> {
+        self.decisions.list_active(now)
     }
 
     fn enqueue(

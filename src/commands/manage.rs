@@ -11,8 +11,9 @@ use secmon_respond::{
     Store,
 };
 
+use crate::api::keys::{Keys, ServerSecret};
 use crate::cli::{
-    DecisionsCmd, IncidentsCmd, ManageArgs, NotificationsCmd, NotifyCmd, SilencesCmd,
+    DecisionsCmd, IncidentsCmd, KeysCmd, ManageArgs, NotificationsCmd, NotifyCmd, SilencesCmd,
 };
 use crate::config::Runtime;
 
@@ -364,6 +365,66 @@ pub fn silences(args: ManageArgs, cmd: SilencesCmd) -> anyhow::Result<ExitCode> 
             crate::outln!("{} silence(s)", list.len());
         }
         SilencesCmd::Expire { id } => print_json(&book.expire_silence(id, now)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn keys(args: ManageArgs, cmd: KeysCmd) -> anyhow::Result<ExitCode> {
+    let (_runtime, store) = match open(&args)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let keys = Keys::open(&store)?;
+    let now = crate::clock::now();
+    match cmd {
+        KeysCmd::Create { role, name, json } => {
+            let secret = ServerSecret::from_env()?.ok_or(crate::api::keys::KeyError::NoSecret)?;
+            let (info, key) = keys.create(&secret, role, &name, now)?;
+            if json {
+                let mut v = serde_json::to_value(&info)?;
+                v["key"] = key.into();
+                print_json(&v)?;
+            } else {
+                crate::outln!("{key}");
+                eprintln!(
+                    "created {} key {:?} (prefix {}); it is shown only now: store it safely",
+                    info.role, info.name, info.prefix
+                );
+            }
+        }
+        KeysCmd::List { json } => {
+            let list = keys.list()?;
+            if json {
+                return print_json(&list).map(|_| ExitCode::SUCCESS);
+            }
+            crate::outln!(
+                "{:>4}  {:<10} {:<10} {:<24} {:<10} name",
+                "id",
+                "prefix",
+                "role",
+                "created",
+                "state"
+            );
+            for k in &list {
+                crate::outln!(
+                    "{:>4}  {:<10} {:<10} {:<24} {:<10} {}",
+                    k.id,
+                    k.prefix,
+                    k.role.as_str(),
+                    k.created.to_rfc3339(),
+                    if k.revoked.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    k.name
+                );
+            }
+        }
+        KeysCmd::Revoke { key } => {
+            let info = keys.revoke(&key, now)?;
+            print_json(&info)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

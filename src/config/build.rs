@@ -34,6 +34,9 @@ pub struct Runtime {
     pub sources: Vec<SourcePlan>,
     pub respond: RespondConfig,
     pub notify: NotifyConfig,
+    pub api: crate::api::ApiConfig,
+    /// Probes and the Redis collector; empty when none is configured.
+    pub watch: secmon_watch::Watch,
 }
 
 impl Runtime {
@@ -134,6 +137,49 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
         }
         None => NotifyConfig::default(),
     };
+    let api = match &loaded.api {
+        Some(item) => {
+            for (field, m) in item.value.validate() {
+                diags.push(item.origin.diag(format!("api.{field}"), m));
+            }
+            item.value.clone()
+        }
+        None => crate::api::ApiConfig::default(),
+    };
+    let mut probes = Vec::new();
+    for (i, item) in loaded.probes.iter().enumerate() {
+        match item.value.validate() {
+            Ok(p) if item.value.enabled => probes.push(p),
+            Ok(_) => {}
+            Err(errs) => diags.extend(errs.into_iter().map(|e| {
+                item.origin
+                    .diag(format!("probes[{i}].{}", e.field), e.message)
+            })),
+        }
+    }
+    let mut redis = None;
+    if let Some(item) = &loaded.redis {
+        match item.value.validate() {
+            Ok(c) => redis = item.value.enabled.then_some(c),
+            Err(errs) => diags.extend(
+                errs.into_iter()
+                    .map(|e| item.origin.diag(format!("redis.{}", e.field), e.message)),
+            ),
+        }
+    }
+    let watch = match secmon_watch::Watch::new(probes, redis) {
+        Ok(w) => w,
+        Err(errs) => {
+            for e in errs {
+                let line = loaded.probes.first().map(|p| &p.origin);
+                match line {
+                    Some(o) => diags.push(o.diag(e.field, e.message)),
+                    None => diags.push(Diagnostic::new(&loaded.main, 0, 0, e.field, e.message)),
+                }
+            }
+            secmon_watch::Watch::default()
+        }
+    };
     if loaded.engine.eval_interval.as_millis() <= 0 {
         diags.push(Diagnostic::new(
             &loaded.main,
@@ -155,6 +201,8 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             sources,
             respond,
             notify,
+            api,
+            watch,
         }),
         _ => Err(Diagnostics(diags)),
     }

@@ -53,6 +53,16 @@ pub struct ConfigFile {
     /// routes, batching, rate limits, the durable outbox and digests.
     #[serde(default)]
     pub notify: Option<Spanned<NotifyConfig>>,
+    /// Health probes (HTTP, TCP, Redis PING, PostgreSQL) run by `secmon run`;
+    /// each run is a `probe.result` event.
+    #[serde(default)]
+    pub probes: Vec<Spanned<secmon_watch::ProbeConfig>>,
+    /// The Redis collector (INFO, memory, SCAN latency) of `secmon run`.
+    #[serde(default)]
+    pub redis: Option<Spanned<secmon_watch::RedisCollectorConfig>>,
+    /// The HTTP API of `secmon run`: listen address, TLS, limits.
+    #[serde(default)]
+    pub api: Option<Spanned<crate::api::ApiConfig>>,
     #[serde(default)]
     pub parsers: Vec<Spanned<PatternConfig>>,
     #[serde(default)]
@@ -169,6 +179,9 @@ pub struct Loaded {
     pub parse: Option<Item<ParseConfig>>,
     pub respond: Option<Item<RespondConfig>>,
     pub notify: Option<Item<NotifyConfig>>,
+    pub api: Option<Item<crate::api::ApiConfig>>,
+    pub probes: Vec<Item<secmon_watch::ProbeConfig>>,
+    pub redis: Option<Item<secmon_watch::RedisCollectorConfig>>,
     pub parsers: Vec<Item<PatternConfig>>,
     pub sources: Vec<Item<SourceConfig>>,
     pub metrics: Vec<Item<MetricConfig>>,
@@ -201,6 +214,9 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Diagnostics> {
         parse: None,
         respond: None,
         notify: None,
+        api: None,
+        probes: vec![],
+        redis: None,
         parsers: vec![],
         sources: vec![],
         metrics: vec![],
@@ -301,6 +317,36 @@ fn load_file(
             });
         } else {
             only_main("notify", &n.referenced, diags);
+        }
+    }
+    if let Some(a) = cfg.api {
+        if is_main {
+            loaded.api = Some(Item {
+                origin: origin(&a.referenced, 0),
+                value: a.value,
+            });
+        } else {
+            only_main("api", &a.referenced, diags);
+        }
+    }
+    if let Some(r) = cfg.redis {
+        if is_main {
+            loaded.redis = Some(Item {
+                origin: origin(&r.referenced, 0),
+                value: r.value,
+            });
+        } else {
+            only_main("redis", &r.referenced, diags);
+        }
+    }
+    for (i, p) in cfg.probes.into_iter().enumerate() {
+        if is_main {
+            loaded.probes.push(Item {
+                origin: origin(&p.referenced, i),
+                value: p.value,
+            });
+        } else {
+            only_main("probes", &p.referenced, diags);
         }
     }
     for (i, s) in cfg.sources.into_iter().enumerate() {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `secmon` binary on real files.
 
+mod api;
 mod check;
 mod notify;
 mod replay;

@@ -18,7 +18,7 @@ struct Running {
 
 fn start(cfg: &Path) -> Running {
     let mut child = bin()
-        .args(["run", "-c"])
+        .args(["run", "--no-api", "-c"])
         .arg(cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -51,7 +51,7 @@ pub fn stderr(out: &Output) -> String {
 pub fn run_with_stdin(args: &[&std::ffi::OsStr], lines: &[String]) -> Output {
     use std::io::Write;
     let mut child = bin()
-        .args(["run", "--stdin"])
+        .args(["run", "--no-api", "--stdin"])
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -82,6 +82,10 @@ pub enum DetectorConfig {
     },
     /// No matching event for `window`.
     Absence { window: Dur },
+    /// The latest matching event of a group decides: the group fires when
+    /// one satisfies `when` and resolves when a later one does not (a probe
+    /// failing three times in a row, then recovering).
+    State { when: ConditionConfig },
 }
 
 /// A condition: either the string expression language or the structured map form.

@@ -25,6 +25,7 @@ use crate::detector::NONE;
 use crate::detector::absence::AbsenceState;
 use crate::detector::distinct::DistinctState;
 use crate::detector::metric::{MetricState, Transition};
+use crate::detector::state::StateState;
 use crate::detector::threshold::{ThresholdState, weight_of};
 use crate::groups::{GroupTable, KEY_SEP};
 use crate::metric_expr::MetricExpr;
@@ -69,6 +70,7 @@ enum RuleRt {
     Threshold(GroupTable<ThresholdState>),
     Distinct(GroupTable<DistinctState>),
     Absence(GroupTable<AbsenceState>),
+    State(GroupTable<StateState>),
     Metric(MetricState),
 }
 
@@ -197,6 +199,7 @@ impl Engine {
                     }
                     Detector::Distinct { .. } => RuleRt::Distinct(GroupTable::new(cfg.max_groups)),
                     Detector::Absence { .. } => RuleRt::Absence(GroupTable::new(cfg.max_groups)),
+                    Detector::State { .. } => RuleRt::State(GroupTable::new(cfg.max_groups)),
                     Detector::Metric { .. } => RuleRt::Metric(MetricState::default()),
                 }
             })
@@ -323,6 +326,7 @@ impl Engine {
                 RuleRt::Threshold(t) => (t.len(), t.evicted),
                 RuleRt::Distinct(t) => (t.len(), t.evicted),
                 RuleRt::Absence(t) => (t.len(), t.evicted),
+                RuleRt::State(t) => (t.len(), t.evicted),
                 _ => (0, 0),
             };
             s.groups_live = live as u64;
@@ -588,6 +592,18 @@ impl Engine {
                 }
                 table.enforce_cap();
             }
+            (RuleRt::State(table), Detector::State { when }) => {
+                let holds = when.matches(ev);
+                let (g, _) = table.touch(&self.key, t, StateState::default);
+                if holds && !g.state.firing {
+                    g.state.firing = true;
+                    fire = Some((1.0, None));
+                } else if !holds && g.state.firing {
+                    g.state.firing = false;
+                    resolve = true;
+                }
+                table.enforce_cap();
+            }
             _ => return,
         }
         self.stats[i].matched += 1;
@@ -747,7 +763,8 @@ impl Engine {
                     t.maybe_sweep(w, win, |g| g.state.resolve_at(g.last_seen, win) != NONE)
                 }
                 RuleRt::Distinct(t) => t.maybe_sweep(w, win, |g| g.state.resolve_at != NONE),
-                // Absence groups are the state being watched; only the cap bounds them.
+                // Absence and state groups are the state being watched; only
+                // the cap bounds them.
                 _ => {}
             }
         }

@@ -63,6 +63,9 @@ pub enum Detector {
     Absence {
         window: Dur,
     },
+    State {
+        when: Condition,
+    },
 }
 
 /// Detector kinds, for display and stats.
@@ -73,6 +76,7 @@ pub enum DetectorKind {
     Single,
     Metric,
     Absence,
+    State,
 }
 
 impl DetectorKind {
@@ -83,6 +87,7 @@ impl DetectorKind {
             DetectorKind::Single => "single",
             DetectorKind::Metric => "metric",
             DetectorKind::Absence => "absence",
+            DetectorKind::State => "state",
         }
     }
 }
@@ -95,6 +100,7 @@ impl Detector {
             Detector::Single => DetectorKind::Single,
             Detector::Metric { .. } => DetectorKind::Metric,
             Detector::Absence { .. } => DetectorKind::Absence,
+            Detector::State { .. } => DetectorKind::State,
         }
     }
 
@@ -105,7 +111,7 @@ impl Detector {
             | Detector::Distinct { window, .. }
             | Detector::Absence { window } => *window,
             Detector::Metric { expr, .. } => expr.max_window(),
-            Detector::Single => Dur::ZERO,
+            Detector::Single | Detector::State { .. } => Dur::ZERO,
         }
     }
 }
@@ -332,6 +338,17 @@ impl Ruleset {
                     positive(*window, "detector.window", &mut errs);
                     Detector::Absence { window: *window }
                 }
+                DetectorConfig::State { when } => Detector::State {
+                    when: compile_config(when).unwrap_or_else(|e| {
+                        let field = if e.path.is_empty() {
+                            "detector.when".to_string()
+                        } else {
+                            format!("detector.when.{}", e.path)
+                        };
+                        errs.push((field, e.message));
+                        Condition::True
+                    }),
+                },
                 DetectorConfig::Metric { expr, hold } => {
                     if hold.as_millis() < 0 {
                         errs.push(("detector.for".into(), "must not be negative".into()));

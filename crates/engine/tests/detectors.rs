@@ -679,3 +679,66 @@ fn metric_ticks_skip_long_quiet_gaps_with_same_verdicts() {
         ]
     );
 }
+
+const PROBE_DOWN: &str = r#"
+- id: service.down
+  severity: critical
+  match: event = probe.result
+  group_by: [fields.probe]
+  detector: {type: state, when: 'fields.consecutive_failures >= 3'}
+"#;
+
+#[test]
+fn state_fires_once_while_it_holds_and_resolves_when_it_stops() {
+    let rs = ruleset(PROBE_DOWN, "");
+    let p = |t, probe: &str, n: i64| {
+        ev(
+            t,
+            "probe.result",
+            &[
+                ("probe", probe.into()),
+                ("consecutive_failures", Value::Int(n)),
+            ],
+        )
+    };
+    let (v, _) = run(
+        &rs,
+        cfg(0),
+        [
+            p(0, "mgmt", 1),
+            p(10, "mgmt", 2),
+            p(20, "mgmt", 3),  // fires
+            p(25, "relay", 3), // another group fires on its own
+            p(30, "mgmt", 4),  // still down: nothing new
+            p(40, "mgmt", 0),  // recovered
+            p(50, "mgmt", 0),
+            p(60, "mgmt", 3), // down again: fires again
+        ],
+    );
+    assert_eq!(
+        summary(&v),
+        vec![
+            ("fire", 0, 20, "mgmt".into()),
+            ("fire", 0, 25, "relay".into()),
+            ("resolve", 0, 40, "mgmt".into()),
+            ("fire", 0, 60, "mgmt".into()),
+        ]
+    );
+}
+
+#[test]
+fn state_condition_errors_name_the_field() {
+    let rules: Vec<secmon_engine::RuleConfig> = serde_saphyr::from_str(
+        r#"
+- id: bad
+  severity: low
+  detector: {type: state, when: 'fields.x >>> 3'}
+"#,
+    )
+    .unwrap();
+    let errs = secmon_engine::Ruleset::build(&rules, &[]).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.field.starts_with("detector.when")),
+        "{errs:?}"
+    );
+}

@@ -336,6 +336,15 @@ impl<'c> Outbox<'c> {
         )? as u64)
     }
 
+    /// Dead letters waiting for an operator.
+    pub fn dead_count(&self) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM notify_outbox WHERE status = 'dead'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Replaces the stored digest collection with `digest`'s. Call after
     /// enqueueing the messages of a flush.
     pub fn save_digest(&self, digest: &Digest) -> Result<()> {

@@ -24,7 +24,9 @@ pub use config::{
     ActionConfig, AllowlistConfig, DecisionAction, EscalationChain, ExecConfig, IncidentConfig,
     PublishConfig, RedisPublishConfig, RespondConfig, Scope,
 };
-pub use decisions::{Decision, DecisionChange, DecisionOutcome, DecisionState, Decisions, Refusal};
+pub use decisions::{
+    Decision, DecisionChange, DecisionOutcome, DecisionState, Decisions, Refusal, validate_value,
+};
 pub use error::{RespondError, Result};
 pub use incidents::{
     ChecklistItem, Escalation, Incident, IncidentChange, IncidentDetail, IncidentFilter,

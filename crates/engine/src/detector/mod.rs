@@ -7,6 +7,7 @@
 pub(crate) mod absence;
 pub(crate) mod distinct;
 pub(crate) mod metric;
+pub(crate) mod state;
 pub(crate) mod threshold;
 
 /// "No resolve pending" marker for `resolve_at` fields (keeps state at 8 bytes

@@ -1,0 +1,546 @@
+//! `secmon run`: the daemon. This is the topology — the one place threads and
+//! the async runtime are started — and the engine loop.
+//!
+//! Threads: one per source (tail or read, then parse); the notification
+//! worker; a tokio runtime for the HTTP API; and the engine on the main
+//! thread, which is also the single writer of the response store. Everything
+//! that changes detection or response state arrives on one channel as a
+//! [`Msg`] — batches from sources, batches posted over HTTP, an operator's
+//! ack or decision from the API — and is handled in arrival order, so there
+//! is no shared mutable state to lock. The engine publishes what the API
+//! reads (decision index, counters, metric values) into [`Shared`].
+//!
+//! Signals: SIGTERM/SIGINT stop intake, drain what was read, flush the
+//! engine, put batched notifications into the outbox and save checkpoints.
+//! SIGHUP reloads the rules: the new configuration is validated first, and on
+//! any error the running one stays and the errors are logged.
+
+pub mod decisions;
+pub mod shared;
+mod sources;
+mod watch;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use flume::{RecvTimeoutError, Sender};
+use secmon_core::{Event, Timestamp};
+use secmon_engine::{Fire, Resolve, Rule};
+use secmon_respond::{RespondError, Store};
+use secmon_sources::{CheckpointStore, FileKey, FileTailer, TailOptions};
+
+use crate::cli::RunArgs;
+use crate::config::{SourceKind, SourcePlan, StartAt};
+use crate::output::AlertLine;
+use crate::pipeline::{Detector, Sink};
+use crate::respond::{ManualOp, PlanItem, Responder};
+use crate::summary::Summary;
+
+pub use decisions::DecisionIndex;
+pub use shared::{Shared, Snapshot};
+
+/// How often the engine's watermark follows the wall clock when input is
+/// quiet, response timers run and the snapshot is published.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// (file, end offset, line number) of the last line of a batch from that file.
+pub type Ack = (FileKey, u64, u64);
+
+/// Reply channel of a request from the HTTP side.
+pub type Reply<T> = tokio::sync::oneshot::Sender<T>;
+
+pub enum Msg {
+    Batch {
+        source: usize,
+        events: Vec<Event>,
+        acks: Vec<Ack>,
+        summary: Summary,
+    },
+    /// The source has stopped and will send nothing more.
+    Done { source: usize },
+    /// Events posted to the HTTP API. The reply is sent once the engine has
+    /// taken them, which is what bounds the work in flight.
+    Ingest {
+        events: Vec<Event>,
+        summary: Summary,
+        reply: Reply<()>,
+    },
+    /// An event produced by secmon itself: a probe result, a Redis sample.
+    Event(Event),
+    /// An operator's change from the HTTP API.
+    Manual {
+        op: ManualOp,
+        author: String,
+        reply: Reply<Result<serde_json::Value, RespondError>>,
+    },
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (_, mut runtime) = match crate::commands::load_runtime(args.config.config.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    if let Some(d) = args.data_dir.clone() {
+        runtime.data_dir = d;
+    }
+    let mut api_cfg = runtime.api.clone();
+    if let Some(l) = &args.listen {
+        api_cfg.listen = l.clone();
+    }
+    let api_enabled = !args.no_api && api_cfg.enabled;
+    let mut plans: Vec<SourcePlan> = std::mem::take(&mut runtime.sources);
+    if args.stdin && !plans.iter().any(|p| p.kind == SourceKind::Stdin) {
+        plans.push(SourcePlan {
+            name: "stdin".into(),
+            kind: SourceKind::Stdin,
+            paths: vec![],
+            start_at: StartAt::Beginning,
+            parser: runtime.default_parser.clone(),
+        });
+    }
+    if plans.is_empty() && !api_enabled {
+        eprintln!(
+            "error: nothing to read: add `sources:` to the configuration, pass --stdin, or leave the HTTP API on"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    std::fs::create_dir_all(&runtime.data_dir)
+        .with_context(|| format!("creating data directory {}", runtime.data_dir.display()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing SIGHUP handler")?;
+
+    let db = runtime.data_dir.join("secmon.db");
+    let store = Store::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    let mut responder = Responder::new(
+        &store,
+        &runtime.respond,
+        &runtime.notify,
+        crate::respond::publishers(&runtime.respond)?,
+        crate::clock::now(),
+    )?;
+    let republished = responder.republish(crate::clock::now())?;
+    tracing::info!(event = "secmon.store_opened", store = %db.display(), active_decisions = republished, "response store open");
+    let shared = Arc::new(Shared::new(
+        runtime.ruleset.clone(),
+        DecisionIndex::new(responder.active_decisions(crate::clock::now())),
+        crate::clock::now(),
+    ));
+
+    let (tx, rx) = flume::bounded::<Msg>(64);
+    let mut ack_txs: Vec<Option<flume::Sender<Ack>>> = Vec::new();
+    let mut file_threads = Vec::new();
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    for (i, plan) in plans.into_iter().enumerate() {
+        match plan.kind {
+            SourceKind::File => {
+                let (ack_tx, ack_rx) = flume::unbounded::<Ack>();
+                ack_txs.push(Some(ack_tx));
+                let store_path = sources::checkpoint_path(&runtime.data_dir, i, &plan.name);
+                let cps = CheckpointStore::load(&store_path)
+                    .with_context(|| format!("loading checkpoints of source {:?}", plan.name))?;
+                let opts = TailOptions {
+                    start_at: match plan.start_at {
+                        StartAt::Beginning => secmon_sources::StartAt::Beginning,
+                        StartAt::End => secmon_sources::StartAt::End,
+                    },
+                    watch: true,
+                    ..TailOptions::default()
+                };
+                let tailer = FileTailer::new(plan.paths.clone(), opts, Some(cps))
+                    .with_context(|| format!("starting source {:?}", plan.name))?;
+                let (tx, stop) = (tx.clone(), stop.clone());
+                tracing::info!(event = "secmon.source_started", source = %plan.name, paths = ?plan.paths, "following files");
+                file_threads.push(std::thread::spawn(move || {
+                    sources::tail_source(i, plan, tailer, tx, ack_rx, &stop)
+                }));
+            }
+            SourceKind::Stdin => {
+                ack_txs.push(None);
+                let tx = tx.clone();
+                // Not joined: a blocking read of stdin cannot be interrupted.
+                std::thread::spawn(move || sources::stdin_source(i, &plan.name, &plan.parser, tx));
+            }
+        }
+    }
+
+    let api = if api_enabled {
+        let parser = runtime
+            .parser_for(secmon_parse::Format::Json)
+            .map_err(|d| anyhow::anyhow!("{d}"))?;
+        Some(
+            crate::api::server::start(crate::api::server::Options {
+                cfg: api_cfg,
+                shared: shared.clone(),
+                tx: tx.clone(),
+                db: db.clone(),
+                parser,
+                notify: runtime.notify.clone(),
+                incidents: runtime.respond.incidents.clone(),
+                engine: runtime.engine,
+            })
+            .context("starting the HTTP API")?,
+        )
+    } else {
+        None
+    };
+    let watch = if runtime.watch.is_empty() {
+        None
+    } else {
+        Some(watch::start(
+            std::mem::take(&mut runtime.watch),
+            tx.clone(),
+        )?)
+    };
+    drop(tx);
+
+    let deliver_stop = Arc::new(AtomicBool::new(false));
+    let delivery = crate::deliver::spawn(db.clone(), &runtime.notify, deliver_stop.clone())?;
+
+    let mut engine = EngineLoop {
+        detector: Detector::new(runtime.ruleset.clone(), runtime.engine),
+        summary: Summary::new(crate::summary::DEFAULT_SAMPLES),
+        sink: RunSink {
+            responder,
+            plan: Vec::new(),
+            shared: shared.clone(),
+            fired: Default::default(),
+            resolved: Default::default(),
+            errors: 0,
+        },
+        shared: shared.clone(),
+        store: &store,
+        sources_total: names.len(),
+        sources_live: names.len(),
+    };
+    engine.publish_snapshot();
+    let config_path = args.config.config.clone();
+    // The wall clock may only push the watermark while input is idle: while
+    // sources are catching up on a backlog (after a restart, say) event time
+    // lags the wall clock, and advancing to "now" would make the backlog late.
+    let idle_after =
+        Duration::from_millis(runtime.engine.lateness.as_millis().max(0) as u64).max(TICK_EVERY);
+    let mut last_tick = Instant::now();
+    let mut last_input = Instant::now();
+    let mut engine_cfg = runtime.engine;
+    loop {
+        match rx.recv_timeout(TICK_EVERY) {
+            Ok(msg) => {
+                if engine.handle(msg, &ack_txs, &names) {
+                    last_input = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= TICK_EVERY {
+            if last_input.elapsed() >= idle_after {
+                engine
+                    .detector
+                    .advance_to(crate::clock::now(), &mut engine.sink);
+            }
+            engine.sink.tick(crate::clock::now());
+            engine.publish_snapshot();
+            last_tick = Instant::now();
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            engine.reload(config_path.as_deref(), &mut engine_cfg);
+        }
+        if api.is_none() && watch.is_none() && engine.sources_live == 0 {
+            break; // nothing left that could send
+        }
+        if stop.load(Ordering::Relaxed) {
+            if let Some(a) = &api {
+                a.stop_intake();
+            }
+            if ack_txs.iter().all(Option::is_none) && rx.is_empty() {
+                break; // only stdin (which cannot be interrupted) and the API
+            }
+            // Keep draining until every file source has reported Done.
+            let files_live = file_threads.iter().filter(|t| !t.is_finished()).count();
+            if files_live == 0 && rx.is_empty() {
+                break;
+            }
+        }
+    }
+    if let Some(w) = watch {
+        w.stop();
+    }
+    // Requests in flight get their answer (they may be waiting for this
+    // thread), then nothing else arrives.
+    if let Some(a) = api {
+        a.begin_shutdown();
+        while !a.is_finished() {
+            if let Ok(msg) = rx.recv_timeout(Duration::from_millis(20)) {
+                engine.handle(msg, &ack_txs, &names);
+            }
+        }
+        while let Ok(msg) = rx.try_recv() {
+            engine.handle(msg, &ack_txs, &names);
+        }
+        a.join();
+    }
+    // Everything read has been processed: evaluate what the reorder buffer
+    // still holds, then let the sources write their final checkpoints.
+    engine.detector.flush(&mut engine.sink);
+    // Batched notifications go to the outbox before we stop; the worker
+    // then gets a bounded time to send what is due.
+    if let Err(e) = engine
+        .sink
+        .responder
+        .flush_all(crate::clock::now(), &mut engine.sink.plan)
+    {
+        tracing::error!(error = %format!("{e:#}"), "flushing notifications failed");
+    }
+    engine.sink.log_plan();
+    deliver_stop.store(true, Ordering::Relaxed);
+    if delivery.join().is_err() {
+        tracing::error!("notification worker panicked");
+    }
+    drop(ack_txs);
+    for t in file_threads {
+        match t.join() {
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "source failed"),
+            Err(_) => tracing::error!("source thread panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let stats = engine.detector.stats();
+    tracing::info!(
+        event = "secmon.stopped",
+        events = engine.summary.events,
+        parse_errors = engine.summary.error_count(),
+        late = stats.late_events,
+        "stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The engine thread's state: detection, the response sink, and what it
+/// publishes for the API.
+struct EngineLoop<'s> {
+    detector: Detector,
+    summary: Summary,
+    sink: RunSink<'s>,
+    shared: Arc<Shared>,
+    store: &'s Store,
+    sources_total: usize,
+    sources_live: usize,
+}
+
+impl EngineLoop<'_> {
+    /// Handles one message; true when it carried input (events or lines).
+    fn handle(&mut self, msg: Msg, ack_txs: &[Option<Sender<Ack>>], names: &[String]) -> bool {
+        match msg {
+            Msg::Batch {
+                source,
+                events,
+                acks,
+                summary,
+            } => {
+                self.summary.merge(summary);
+                for ev in events {
+                    self.detector.observe(ev, &mut self.sink);
+                }
+                if let Some(Some(ack)) = ack_txs.get(source) {
+                    for a in acks {
+                        let _ = ack.send(a);
+                    }
+                }
+                true
+            }
+            Msg::Done { source } => {
+                tracing::info!(event = "secmon.source_finished", source = %names.get(source).map(String::as_str).unwrap_or("?"), "source finished");
+                self.sources_live = self.sources_live.saturating_sub(1);
+                false
+            }
+            Msg::Ingest {
+                events,
+                summary,
+                reply,
+            } => {
+                self.summary.merge(summary);
+                for ev in events {
+                    self.detector.observe(ev, &mut self.sink);
+                }
+                let _ = reply.send(());
+                true
+            }
+            Msg::Event(ev) => {
+                self.detector.observe(ev, &mut self.sink);
+                false
+            }
+            Msg::Manual { op, author, reply } => {
+                let now = crate::clock::now();
+                let r = self
+                    .sink
+                    .responder
+                    .manual(op, &author, now, &mut self.sink.plan);
+                self.sink.log_plan();
+                let _ = reply.send(r);
+                false
+            }
+        }
+    }
+
+    fn publish_snapshot(&mut self) {
+        let stats = self.detector.stats();
+        let rs = self.detector.ruleset();
+        let rules = rs
+            .rules()
+            .iter()
+            .zip(&stats.rules)
+            .map(|(r, s)| shared::RuleFigures {
+                id: r.id().to_string(),
+                fired: self.sink.fired.get(r.id()).copied().unwrap_or(0),
+                resolved: self.sink.resolved.get(r.id()).copied().unwrap_or(0),
+                live_groups: s.groups_live,
+                evicted_groups: s.groups_evicted,
+            })
+            .collect();
+        let outbox = secmon_notify::Outbox::new(self.store.conn(), secmon_core::Dur::from_secs(60));
+        let (depth, dead, store_ok) = match outbox {
+            Ok(o) => (
+                o.depth().unwrap_or(0),
+                o.dead_count().unwrap_or(0),
+                o.depth().is_ok(),
+            ),
+            Err(_) => (0, 0, false),
+        };
+        let watermark = self.detector.watermark();
+        self.shared.publish(Snapshot {
+            at: crate::clock::now(),
+            watermark: (watermark != Timestamp::MIN).then_some(watermark),
+            metrics: self.detector.metrics_snapshot(),
+            rules,
+            events_in: stats.events_in,
+            late_events: stats.late_events,
+            parse_errors: self
+                .summary
+                .errors
+                .iter()
+                .map(|(k, t)| (k.to_string(), t.count))
+                .collect(),
+            catalog_violations: self.summary.catalog.values().map(|t| t.count).sum(),
+            sources_live: self.sources_live,
+            sources_total: self.sources_total,
+            outbox_depth: depth,
+            outbox_dead: dead,
+            store_ok,
+            response_errors: self.sink.errors,
+        });
+    }
+
+    /// SIGHUP: validate the configuration again and swap the rules in. On
+    /// any error the running configuration stays. Detection windows start
+    /// afresh for the new rules; buffered events are evaluated first.
+    fn reload(
+        &mut self,
+        path: Option<&std::path::Path>,
+        engine_cfg: &mut secmon_engine::EngineConfig,
+    ) {
+        let loaded = crate::config::load(path).and_then(|l| {
+            let rt = crate::config::build(&l)?;
+            Ok(rt)
+        });
+        match loaded {
+            Err(d) => {
+                tracing::error!(
+                    event = "secmon.reload_failed",
+                    errors = d.0.len(),
+                    diagnostics = %d,
+                    "configuration reload failed; keeping the running configuration"
+                );
+            }
+            Ok(rt) => {
+                self.detector.flush(&mut self.sink);
+                *engine_cfg = rt.engine;
+                self.detector = Detector::new(rt.ruleset.clone(), rt.engine);
+                self.shared.set_ruleset(rt.ruleset.clone());
+                tracing::info!(
+                    event = "secmon.reloaded",
+                    rules = rt.ruleset.rules().len(),
+                    "configuration reloaded (rules, metrics, engine); sources, respond, notify and api take effect at restart"
+                );
+                self.publish_snapshot();
+            }
+        }
+    }
+}
+
+/// Prints alerts as they fire and runs the response stage with the wall
+/// clock. A failure to respond (a full disk, say) is logged and counted and
+/// does not stop detection.
+struct RunSink<'s> {
+    responder: Responder<'s>,
+    plan: Vec<PlanItem>,
+    shared: Arc<Shared>,
+    fired: std::collections::HashMap<String, u64>,
+    resolved: std::collections::HashMap<String, u64>,
+    errors: u64,
+}
+
+impl RunSink<'_> {
+    fn tick(&mut self, now: Timestamp) {
+        if let Err(e) = self.responder.tick(now, &mut self.plan) {
+            self.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), "response tick failed");
+        }
+        self.log_plan();
+    }
+
+    /// Logs what the response stage did and keeps the API's decision index
+    /// in step with it.
+    fn log_plan(&mut self) {
+        for item in self.plan.drain(..) {
+            if let PlanItem::Decision { change, decision } = &item {
+                self.shared.decisions.apply(change, decision);
+            }
+            let text = serde_json::to_string(&item).unwrap_or_default();
+            tracing::info!(event = "secmon.response", plan = %text, "response");
+        }
+    }
+}
+
+impl Sink for RunSink<'_> {
+    fn fire(&mut self, rule: &Rule, fire: &Fire) {
+        *self.fired.entry(rule.id().to_string()).or_default() += 1;
+        let line = AlertLine::new(rule, fire).to_json();
+        tracing::warn!(event = "secmon.alert_fired", rule = rule.id(), alert = %line, "alert fired");
+        {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        if let Err(e) = self
+            .responder
+            .on_fire(rule, fire, crate::clock::now(), &mut self.plan)
+        {
+            self.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), rule = rule.id(), "responding to alert failed");
+        }
+        self.log_plan();
+    }
+
+    fn resolve(&mut self, rule: &Rule, resolve: &Resolve) {
+        *self.resolved.entry(rule.id().to_string()).or_default() += 1;
+        if let Err(e) =
+            self.responder
+                .on_resolve(rule, resolve, crate::clock::now(), &mut self.plan)
+        {
+            self.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), rule = rule.id(), "resolving alert failed");
+        }
+        self.log_plan();
+    }
+}
