@@ -245,7 +245,7 @@ fn main() {
             "search data: {search_n} events over one day written in {:.1}s",
             t.elapsed().as_secs_f64()
         );
-        let ip = Value::from("203.0.7.42");
+        let ip = Value::from("203.0.0.0");
         let pred =
             |e: &Event| e.name() == Some("auth.login_failed") && e.get("fields.ip") == Some(&ip);
         for (label, from, to, cats) in [
@@ -268,7 +268,7 @@ fn main() {
                 to: to.map(Timestamp),
                 categories: cats,
                 limit: 0,
-                text: "event = auth.login_failed and fields.ip = 203.0.7.42".into(),
+                text: "event = auth.login_failed and fields.ip = 203.0.0.0".into(),
             };
             let mut times = Vec::new();
             let mut last = None;

@@ -516,21 +516,35 @@ impl Archive {
         } else {
             None
         };
+        // One key lookup per event when the subject is shared by its fields.
+        let mut shared: Option<([u8; 16], Cipher)> = None;
         let mut sealer = |path: &str, v: &Value| -> Result<Option<([u8; 16], Cipher)>> {
             if !personal || !policy.is_personal(path) || v.is_null() {
                 return Ok(None);
             }
-            let s = match &subject {
-                Some(s) => s.clone(),
-                None => v.to_key(),
-            };
-            ks.subject_key(&s).map(Some)
+            match &subject {
+                Some(s) => {
+                    if shared.is_none() {
+                        shared = Some(ks.subject_key(s)?);
+                    }
+                    Ok(shared.clone())
+                }
+                None => ks.subject_key(&v.to_key()).map(Some),
+            }
         };
         if let Err(e) = codec::encode_event(ev, &mut sealer, nonces, buf) {
             buf.truncate(start);
             return Err(e);
         }
         let payload_len = buf.len() - body;
+        if payload_len + (format::REC_MIN_LEN as usize) > format::REC_MAX_LEN as usize {
+            // Readers reject longer records as damage: refuse to write one.
+            buf.truncate(start);
+            return Err(Error::Invalid(format!(
+                "event of {payload_len} bytes exceeds the archive's record limit of {} bytes",
+                format::REC_MAX_LEN
+            )));
+        }
         format::set_record_len(buf, start, payload_len);
         let mut aad = [0u8; format::REC_HEAD];
         aad.copy_from_slice(&buf[start..body]);

@@ -69,6 +69,8 @@ pub struct KeyStore {
     subjects: HashMap<[u8; 16], SubjectEntry>,
     by_lookup: HashMap<[u8; 32], [u8; 16]>,
     subject_cache: HashMap<[u8; 16], Cipher>,
+    /// Subject string → key id for recently seen subjects (writer only).
+    recent: HashMap<Box<str>, [u8; 16]>,
     /// Bytes appended but not yet written/synced.
     pending: Vec<u8>,
     /// Length and running digest of what is in the file.
@@ -140,6 +142,7 @@ impl KeyStore {
             subjects: HashMap::new(),
             by_lookup: HashMap::new(),
             subject_cache: HashMap::new(),
+            recent: HashMap::new(),
             pending: Vec::new(),
             len: 0,
             hasher: Sha256::new(),
@@ -197,6 +200,7 @@ impl KeyStore {
             subjects: HashMap::new(),
             by_lookup: HashMap::new(),
             subject_cache: HashMap::new(),
+            recent: HashMap::new(),
             pending: Vec::new(),
             len: 0,
             hasher: Sha256::new(),
@@ -346,6 +350,21 @@ impl KeyStore {
 
     /// The key of `subject`, created (and queued for the file) when new.
     pub fn subject_key(&mut self, subject: &str) -> Result<([u8; 16], Cipher)> {
+        // Recent subjects skip the HMAC (bounded like the key cache).
+        if let Some(id) = self.recent.get(subject).copied()
+            && let Some(c) = self.subject_cache.get(&id)
+        {
+            return Ok((id, c.clone()));
+        }
+        let r = self.subject_key_slow(subject)?;
+        if self.recent.len() >= SUBJECT_CACHE_MAX {
+            self.recent.clear();
+        }
+        self.recent.insert(subject.into(), r.0);
+        Ok(r)
+    }
+
+    fn subject_key_slow(&mut self, subject: &str) -> Result<([u8; 16], Cipher)> {
         let lookup = self.lookup(subject);
         if let Some(id) = self.by_lookup.get(&lookup).copied()
             && let Some(c) = self.subject_cipher(&id)
@@ -486,6 +505,8 @@ impl KeyStore {
         let id = self.by_lookup.remove(&lookup)?;
         self.subjects.remove(&id);
         self.subject_cache.remove(&id);
+        // The plain subject string must not outlive its key in memory either.
+        self.recent.retain(|_, v| *v != id);
         Some(id)
     }
 

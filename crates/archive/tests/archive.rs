@@ -499,3 +499,18 @@ fn overlapped_group_commit_on_another_thread() {
     st.crash();
     assert!(verify(&st, None).ok());
 }
+
+#[test]
+fn oversized_event_is_refused_not_written() {
+    let st = MemStorage::new();
+    let mut a = open(&st, T0);
+    let mut e = event(0, T0);
+    e.raw = Some(Arc::from("x".repeat(17 << 20).as_str()));
+    assert!(matches!(
+        a.append(&[e], Timestamp(T0)),
+        Err(Error::Invalid(_))
+    ));
+    a.append(&[event(1, T0)], Timestamp(T0)).unwrap();
+    a.close(Timestamp(T0 + 1)).unwrap();
+    assert!(verify(&st, None).ok());
+}

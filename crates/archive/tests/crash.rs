@@ -42,7 +42,7 @@ fn child_writer() {
     let mut acked = 0;
     let out = std::io::stdout();
     loop {
-        let k = 1 + xorshift(&mut rng) % 8;
+        let k = 1 + xorshift(&mut rng) % 3;
         let evs: Vec<Event> = (0..k).map(|i| event(next + i, now)).collect();
         next += k;
         a.append(&evs, Timestamp(now)).unwrap();
