@@ -6,7 +6,9 @@
 //! (the signature covers the payload's exact bytes, so nothing depends on
 //! re-serialising JSON). The same lines are the export format: copy them
 //! elsewhere and `verify` can later prove the archive still extends them,
-//! even if someone rewrote and re-signed it all.
+//! even if someone rewrote and re-signed it all. This module only encodes,
+//! signs and parses; deciding when to checkpoint is the writer's, comparing
+//! against the chain is `verify`'s.
 
 use std::collections::BTreeMap;
 

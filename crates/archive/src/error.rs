@@ -1,6 +1,7 @@
 //! The crate's error type. Every error that comes from bytes on disk names
 //! the file, and where it applies the record sequence number and byte offset,
-//! so an operator can find the damage without a debugger.
+//! so an operator can find the damage without a debugger. Problems found by
+//! `verify` are not errors but data (`verify::Problem`).
 
 use std::io;
 

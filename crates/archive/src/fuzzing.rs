@@ -2,6 +2,7 @@
 //! test: the segment reader (header, framing), the payload decoder, and
 //! recovery + search + verify over a small archive whose newest `auth`
 //! segment is replaced by the input. None of it may panic on any bytes.
+//! Not used by the archive itself.
 
 use std::sync::{Arc, OnceLock};
 

@@ -304,6 +304,16 @@ impl ArchiveConfig {
         if self.audit_retention <= Dur::ZERO {
             errs.push("archive.audit_retention: must be positive".into());
         }
+        if let Some(longest) = self.categories.iter().map(|c| c.retention).max()
+            && self.audit_retention < longest
+        {
+            // verify accepts a removed oldest segment only against its prune
+            // record, which lives in the audit category.
+            errs.push(format!(
+                "archive.audit_retention: {} is shorter than the longest category retention {longest}; the audit category keeps the prune records verify needs",
+                self.audit_retention
+            ));
+        }
         if self.max_segment_bytes < 4096 {
             errs.push("archive.max_segment_bytes: at least 4096".into());
         }
