@@ -20,6 +20,7 @@ mod openapi;
 mod prometheus;
 mod respond;
 mod rules;
+mod series;
 pub mod server;
 mod status;
 
@@ -474,6 +475,34 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+        route(
+            Method::GET,
+            "/v1/series",
+            Some(Read),
+            "Metric history (10 s for 24 h, 5 min for 7 days) for charts.",
+            &[
+                q!("metric", "metric name, e.g. redis.memory.mb"),
+                q!(
+                    "since",
+                    "RFC 3339, epoch ms or a duration ago (default 24h)"
+                ),
+                q!("until", "default now"),
+                q!("step", "e.g. 10s, 5m (default: about 360 points)"),
+                q!("func", "last, avg, min, max, rate or increase"),
+                q!("labels", "k=v,k2=v2 for one label set"),
+            ],
+            None,
+            get(series::query),
+        ),
+        route(
+            Method::GET,
+            "/v1/series/list",
+            Some(Read),
+            "Every recorded series with its kind and labels.",
+            &[],
+            None,
+            get(series::list),
+        ),
             "/v1/notifications",
             Some(Read),
             "Notification outbox: pending (default) or dead letters.",

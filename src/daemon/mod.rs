@@ -16,6 +16,7 @@
 //! any error the running one stays and the errors are logged.
 
 pub mod decisions;
+mod history;
 pub mod shared;
 mod sources;
 mod watch;
@@ -130,9 +131,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     )?;
     let republished = responder.republish(crate::clock::now())?;
     tracing::info!(event = "secmon.store_opened", store = %db.display(), active_decisions = republished, "response store open");
+    let series_path = history::path(&runtime.data_dir);
     let shared = Arc::new(Shared::new(
         runtime.ruleset.clone(),
         DecisionIndex::new(responder.active_decisions(crate::clock::now())),
+        history::load(&series_path),
         crate::clock::now(),
     ));
 
@@ -221,6 +224,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         store: &store,
         sources_total: names.len(),
         sources_live: names.len(),
+        history: history::History::default(),
+        series_path,
     };
     engine.publish_snapshot();
     let config_path = args.config.config.clone();
@@ -302,6 +307,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::error!(error = %format!("{e:#}"), "flushing notifications failed");
     }
     engine.sink.log_plan();
+    engine.history.save(&engine.shared, &engine.series_path);
     deliver_stop.store(true, Ordering::Relaxed);
     if delivery.join().is_err() {
         tracing::error!("notification worker panicked");
@@ -335,6 +341,8 @@ struct EngineLoop<'s> {
     store: &'s Store,
     sources_total: usize,
     sources_live: usize,
+    history: history::History,
+    series_path: std::path::PathBuf,
 }
 
 impl EngineLoop<'_> {
@@ -376,6 +384,7 @@ impl EngineLoop<'_> {
                 true
             }
             Msg::Event(ev) => {
+                self.history.observe(&ev);
                 self.detector.observe(ev, &mut self.sink);
                 false
             }
@@ -417,7 +426,7 @@ impl EngineLoop<'_> {
             Err(_) => (0, 0, false),
         };
         let watermark = self.detector.watermark();
-        self.shared.publish(Snapshot {
+        let snap = Snapshot {
             at: crate::clock::now(),
             watermark: (watermark != Timestamp::MIN).then_some(watermark),
             metrics: self.detector.metrics_snapshot(),
@@ -437,7 +446,10 @@ impl EngineLoop<'_> {
             outbox_dead: dead,
             store_ok,
             response_errors: self.sink.errors,
-        });
+        };
+        self.history
+            .tick(&self.shared, &snap, snap.at, &self.series_path);
+        self.shared.publish(snap);
     }
 
     /// SIGHUP: validate the configuration again and swap the rules in. On

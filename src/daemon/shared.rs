@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use secmon_core::Timestamp;
 use secmon_engine::{MetricSample, Ruleset};
@@ -68,6 +68,9 @@ impl ApiCounters {
 
 pub struct Shared {
     pub decisions: DecisionIndex,
+    /// Metric history for the dashboard (`GET /v1/series`); the engine
+    /// thread records into it every 10 s.
+    pub series: Mutex<secmon_series::Store>,
     ruleset: RwLock<Arc<Ruleset>>,
     snapshot: RwLock<Arc<Snapshot>>,
     pub api: ApiCounters,
@@ -76,9 +79,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(ruleset: Arc<Ruleset>, decisions: DecisionIndex, started: Timestamp) -> Self {
+    pub fn new(
+        ruleset: Arc<Ruleset>,
+        decisions: DecisionIndex,
+        series: secmon_series::Store,
+        started: Timestamp,
+    ) -> Self {
         Shared {
             decisions,
+            series: Mutex::new(series),
             ruleset: RwLock::new(ruleset),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             api: ApiCounters::default(),

@@ -23,7 +23,7 @@ pub struct Daemon {
     child: Child,
     pub url: String,
     /// Kept alive (and removed) with the daemon.
-    _data: tempfile::TempDir,
+    data: Option<tempfile::TempDir>,
     logs: Receiver<Value>,
     client: Client,
 }
@@ -108,7 +108,7 @@ impl Daemon {
         Daemon {
             child,
             url,
-            _data: data,
+            data: Some(data),
             logs: rx,
             client: Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -160,13 +160,14 @@ impl Daemon {
         assert!(ok);
     }
 
-    pub fn stop(mut self) {
+    /// SIGTERM, a clean exit, and the data directory back (for a restart).
+    pub fn stop(mut self) -> tempfile::TempDir {
         self.signal("-TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 assert!(st.success(), "secmon exited with {st:?}");
-                return;
+                return self.data.take().unwrap();
             }
             assert!(Instant::now() < deadline, "secmon did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
@@ -657,5 +658,24 @@ fn probes_escalate_and_recovery_resolves() {
     wait("recovery", &|| {
         firing("health-check-failing") == 0 && firing("health-check-down") == 0
     });
+    // The probe's state is history for the health grid.
+    let points = |d: &Daemon| {
+        let v = d.get(
+            "/v1/series?metric=probe.up&labels=probe=management&since=10m",
+            &viewer,
+        );
+        v[0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p[1].is_null())
+            .count()
+    };
+    wait("probe.up series", &|| points(&d) > 0);
+    let before = points(&d);
+    // History survives a restart.
+    let data = d.stop();
+    let d = Daemon::start(data, &cfg);
+    assert!(points(&d) >= before, "history lost over a restart");
     d.stop();
 }
