@@ -302,15 +302,20 @@ impl Archive {
                 (id, ks)
             }
             None => {
-                if !st.list(SEG_DIR).map_err(io_err(SEG_DIR))?.is_empty()
-                    || st.exists(KEYS_PATH).map_err(io_err(KEYS_PATH))?
-                {
+                if !st.list(SEG_DIR).map_err(io_err(SEG_DIR))?.is_empty() {
                     return Err(corrupt(
                         META_PATH,
                         None,
                         None,
-                        "missing, but the directory holds archive files",
+                        "missing, but the directory holds segments",
                     ));
+                }
+                // A crash during creation can leave a key file or checkpoint
+                // log without `meta` (written last); nothing was archived yet.
+                for p in [KEYS_PATH, CHECKPOINTS_PATH] {
+                    if st.exists(p).map_err(io_err(p))? {
+                        st.remove(p).map_err(io_err(p))?;
+                    }
                 }
                 let id: [u8; 16] = random_array()?;
                 let mut ks = KeyStore::create(id, keys.clone())?;

@@ -424,15 +424,18 @@ fn not_found(path: &str) -> io::Error {
 
 impl Storage for MemStorage {
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        // Files and subdirectories directly under `dir`, as a directory
+        // listing shows them.
         let prefix = format!("{dir}/");
-        Ok(self
+        let mut out: Vec<String> = self
             .inner()
             .files
             .keys()
             .filter_map(|k| k.strip_prefix(&prefix))
-            .filter(|rest| !rest.contains('/'))
-            .map(str::to_string)
-            .collect())
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        out.dedup();
+        Ok(out)
     }
 
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
@@ -536,6 +539,12 @@ mod tests {
         assert_eq!(s.read("d/a").unwrap(), b"hello");
         assert!(!s.exists("d/b").unwrap());
         assert_eq!(s.list("d").unwrap(), vec!["a".to_string()]);
+        s.put("d/sub/x", vec![1]);
+        s.put("d/sub/y", vec![1]);
+        assert_eq!(
+            s.list("d").unwrap(),
+            vec!["a".to_string(), "sub".to_string()]
+        );
     }
 
     #[test]

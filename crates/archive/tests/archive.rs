@@ -514,3 +514,21 @@ fn oversized_event_is_refused_not_written() {
     a.close(Timestamp(T0 + 1)).unwrap();
     assert!(verify(&st, None).ok());
 }
+
+#[test]
+fn crash_during_creation_is_recoverable() {
+    let st = MemStorage::new();
+    drop(open(&st, T0));
+    // Lose `meta` (written last): the next open starts afresh.
+    st.remove("meta").unwrap();
+    st.crash();
+    let (mut a, rep) =
+        Archive::open(Arc::new(st.clone()), policy(), keys(), Timestamp(T0)).unwrap();
+    assert!(rep.created);
+    fill(&mut a, 5, T0);
+    a.close(Timestamp(T0 + 10_000)).unwrap();
+    assert!(verify(&st, None).ok());
+    // With segments present, a missing meta is an error, not a fresh start.
+    st.remove("meta").unwrap();
+    assert!(Archive::open(Arc::new(st.clone()), policy(), keys(), Timestamp(T0)).is_err());
+}
