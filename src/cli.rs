@@ -90,6 +90,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Web dashboard users: add, passwd, remove, list (Argon2id passwords from stdin).
+    Users {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: crate::commands::users::UsersCmd,
+    },
     /// Incidents: list, show, acknowledge, resolve, add notes.
     Incidents {
         #[command(flatten)]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod deliver;
 pub mod output;
 pub mod pipeline;

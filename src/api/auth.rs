@@ -194,7 +194,16 @@ pub async fn require(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    match app.auth.check(req.headers(), from, Instant::now()) {
+    // A dashboard session cookie stands in for a key (role from the user;
+    // CSRF token required on state-changing methods).
+    let by_cookie = match crate::dashboard::cookie_caller(&app, req.method(), req.headers()).await {
+        crate::dashboard::CookieAuth::Absent => None,
+        crate::dashboard::CookieAuth::Ok(caller) => Some(Verdict::Ok(caller)),
+        crate::dashboard::CookieAuth::Expired => return crate::dashboard::session_expired(),
+        crate::dashboard::CookieAuth::BadCsrf => return crate::dashboard::csrf_refused(),
+    };
+    let verdict = by_cookie.unwrap_or_else(|| app.auth.check(req.headers(), from, Instant::now()));
+    match verdict {
         Verdict::Ok(caller) => {
             if !caller.role.allows(access) {
                 return ApiError::Forbidden(format!(

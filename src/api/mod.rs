@@ -59,6 +59,8 @@ pub struct Inner {
     pub max_body: usize,
     /// Cleared on shutdown: ingest answers 503 from then on.
     pub accepting: std::sync::atomic::AtomicBool,
+    /// Web dashboard sessions and users (`crate::dashboard`).
+    pub dashboard: crate::dashboard::Dashboard,
 }
 
 impl std::ops::Deref for AppState {
@@ -475,8 +477,6 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
-        route(
-            Method::GET,
             "/v1/series",
             Some(Read),
             "Metric history (10 s for 24 h, 5 min for 7 days) for charts.",
@@ -503,6 +503,8 @@ pub fn routes() -> Vec<Route> {
             None,
             get(series::list),
         ),
+        route(
+            Method::GET,
             "/v1/notifications",
             Some(Read),
             "Notification outbox: pending (default) or dead letters.",
@@ -536,6 +538,7 @@ pub fn app(state: AppState) -> Router {
         router = router.route(r.path, handler);
     }
     router
+        .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body))
         .with_state(state)

@@ -117,6 +117,7 @@ pub fn start(o: Options) -> anyhow::Result<ApiHandle> {
         engine_cfg: o.engine,
         max_body: o.cfg.max_body_bytes,
         accepting: AtomicBool::new(true),
+        dashboard: crate::dashboard::Dashboard::new(o.cfg.tls.is_some()),
     });
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -6,6 +6,7 @@ pub mod manage;
 pub mod replay;
 pub mod run;
 pub mod test;
+pub mod users;
 
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 
 mod api;
 mod check;
+mod dashboard;
 mod notify;
 mod replay;
 mod respond;
