@@ -226,13 +226,14 @@ fn main() {
             verify_cpu.push(r.bytes as f64 / (cpu_secs() - c0) / 1e6);
         }
         println!(
-            "append ({}): median {:.0} events/s (runs: {}), archive {:.1} MB ({:.0} B/event)",
+            "append ({}): median {:.0} events/s wall, {:.0} events per CPU-second (runs: {}), archive {:.1} MB ({:.0} B/event)",
             if personal {
                 "3 personal fields sealed"
             } else {
                 "no personal fields"
             },
             median(rates.clone()),
+            median(cpu_rates.clone()),
             rates
                 .iter()
                 .map(|r| format!("{r:.0}"))
