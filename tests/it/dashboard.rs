@@ -483,3 +483,190 @@ fn login_timing_does_not_reveal_users() {
     assert!((mk - mu).abs() < 2.0 * spread, "{report}");
     d.stop();
 }
+
+/// node, an installed playwright-core and Chromium, or why not. Installs
+/// playwright-core from tests/browser/package-lock.json when missing.
+fn browser_tools() -> Result<std::path::PathBuf, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!(
+            "{chromium} not found (apt-get install chromium, or set CHROMIUM)"
+        ));
+    }
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Err("node not found (apt-get install nodejs npm)".into());
+    }
+    if !dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("npm: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "npm ci in tests/browser failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// Seven days of history for the dashboard's metrics, one sample a minute,
+/// as the daemon's series snapshot: what the pages' budgets are measured on.
+fn seven_days_of_series(data: &Path) {
+    use secmon_series::{Config, Labels, Sample, Store};
+    let mut store = Store::new(Config::default());
+    let now = secmon::clock::now().0;
+    let start = now - 7 * 86_400_000;
+    let mut t = start - start.rem_euclid(60_000);
+    let (mut failed, mut ok, mut rejected, mut events) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0u64;
+    while t < now - 60_000 {
+        i += 1;
+        let wave = ((i % 1440) as f64 / 1440.0 * std::f64::consts::TAU).sin();
+        failed += f64::from(u8::from(i.is_multiple_of(7)))
+            + f64::from(u8::from(i.is_multiple_of(97))) * 12.0;
+        ok += 3.0;
+        rejected += f64::from(u8::from(i.is_multiple_of(31)));
+        events += 50.0 + 20.0 * wave;
+        let mut s = vec![
+            Sample::gauge("redis.memory.mb", 40.0 + 8.0 * wave),
+            Sample::gauge("redis.memory.percent", 42.0 + 9.0 * wave),
+            Sample::gauge("redis.connected.clients", 12.0 + (i % 5) as f64),
+            Sample::gauge("redis.ops.per.sec", 900.0 + 300.0 * wave),
+            Sample::gauge("redis.keys", 15_000.0 + (i % 100) as f64),
+            Sample::gauge("redis.memory.fragmentation", 1.1),
+            Sample::counter("auth.login.failed.count", failed),
+            Sample::counter("auth.login.succeeded.count", ok),
+            Sample::counter("cache.value.rejection.count", rejected),
+            Sample::counter("secmon.events", events * i as f64),
+        ];
+        s.extend(Sample::summary(
+            "redis.scan.duration.ms",
+            &Labels::new(),
+            &[
+                (0.5, Some(12.0)),
+                (0.95, Some(30.0 + 10.0 * wave)),
+                (0.99, Some(45.0)),
+            ],
+        ));
+        s.extend(Sample::summary(
+            "auth.login.duration.ms",
+            &Labels::new(),
+            &[(0.5, Some(40.0)), (0.95, Some(55.0)), (0.99, Some(70.0))],
+        ));
+        store.record(secmon_core::Timestamp(t), &s);
+        t += 60_000;
+    }
+    store.save_file(&data.join("series.snap")).unwrap();
+}
+
+fn event(name: &str, fields: Value) -> String {
+    json!({
+        "timestamp": secmon::clock::now().to_rfc3339(),
+        "level": "WARN", "event": name, "service": "management-server", "fields": fields,
+    })
+    .to_string()
+}
+
+/// The browser tests (tests/browser/run.mjs) against a daemon with 7 days of
+/// series and fresh alerts, incidents and decisions. Skipped with a message
+/// when Chromium or node is missing, unless CI is set: then it fails.
+#[test]
+fn dashboard_in_a_real_browser() {
+    let dir = match browser_tools() {
+        Ok(d) => d,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "browser tests cannot run in CI: {why}"
+            );
+            eprintln!("skipping the browser tests: {why}");
+            return;
+        }
+    };
+    let data = tempfile::tempdir().unwrap();
+    let admin = key(data.path(), "admin");
+    add_user(data.path(), "rita", "responder", "rita's password");
+    add_user(data.path(), "vera", "viewer", "vera's password");
+    seven_days_of_series(data.path());
+    let cfg = config(data.path(), 1000, "");
+    let d = Daemon::start(data, &cfg);
+
+    // An attack: 10 failures from one address for one account (blocks the
+    // IP, locks the account), admin brute force, cache and memory trouble.
+    let mut lines = Vec::new();
+    for i in 0..10 {
+        lines.push(event(
+            "auth.login_failed",
+            json!({"email": "eve@example.com", "ip": "10.0.0.7", "reason": "invalid_password", "attempt": i + 1}),
+        ));
+    }
+    for _ in 0..3 {
+        lines.push(event(
+            "admin.auth_failed",
+            json!({"user_id": "admin-1", "ip": "192.0.2.10"}),
+        ));
+    }
+    for i in 0..4 {
+        lines.push(event(
+            "cache.value_rejected",
+            json!({"key": format!("k{i}"), "size": 11_000_000}),
+        ));
+        lines.push(event(
+            "redis.memory_sample",
+            json!({"memory_mb": 47.5, "memory_percent": 61.0 + i as f64}),
+        ));
+    }
+    let r = d
+        .req("POST", "/v1/events", Some(&admin))
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    // Wait for the response stage and for one 10 s series tick.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let incidents = d.get("/v1/incidents?state=triggered", &admin);
+        let decisions = d.get("/v1/decisions", &admin);
+        let memory = d.get("/v1/series?metric=redis.memory.percent&since=1m", &admin);
+        let fresh = memory
+            .as_array()
+            .and_then(|a| a.first())
+            .is_some_and(|s| s["points"].as_array().unwrap().iter().any(|p| p[1] == 64.0));
+        if incidents.as_array().unwrap().len() >= 3
+            && decisions.as_array().unwrap().len() >= 3
+            && fresh
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incidents/decisions/series: {incidents} {decisions} {memory}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let out = std::process::Command::new("node")
+        .arg(dir.join("run.mjs"))
+        .env("SECMON_URL", &d.url)
+        .env("SECMON_ADMIN_KEY", &admin)
+        .env("SECMON_RESPONDER", "rita:rita's password")
+        .env("SECMON_VIEWER", "vera:vera's password")
+        .env("SECMON_SCREENSHOTS", target.join("browser-screenshots"))
+        .env("SECMON_BUDGETS", target.join("dashboard-budgets.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser tests failed:\n{stdout}");
+    d.stop();
+}
