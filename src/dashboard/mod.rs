@@ -337,6 +337,22 @@ impl Failure {
     }
 }
 
+/// Whether a login succeeds: a known user, the right password, and neither
+/// the account locked nor the address blocked by a decision in force.
+pub fn outcome(known: bool, verified: bool, locked: bool, ip_blocked: bool) -> Option<Failure> {
+    if !known {
+        Some(Failure::UnknownUser)
+    } else if !verified {
+        Some(Failure::InvalidPassword)
+    } else if locked {
+        Some(Failure::AccountLocked)
+    } else if ip_blocked {
+        Some(Failure::IpBlocked)
+    } else {
+        None
+    }
+}
+
 fn peer(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -398,13 +414,7 @@ async fn login(State(app): State<AppState>, req: Request) -> Response {
         .decisions
         .lookup(&Scope::User, name.as_deref().unwrap_or(""), now)
         .is_some();
-    let failure = match &user {
-        None => Some(Failure::UnknownUser),
-        Some(_) if !verified => Some(Failure::InvalidPassword),
-        Some(_) if locked => Some(Failure::AccountLocked),
-        Some(_) if ip_blocked => Some(Failure::IpBlocked),
-        Some(_) => None,
-    };
+    let failure = outcome(user.is_some(), verified, locked, ip_blocked);
     // What the rules group by: the name as typed (normalized when valid).
     let shown = name.clone().unwrap_or_else(|| {
         body.user
@@ -521,4 +531,59 @@ pub fn csrf_refused() -> Response {
     let body =
         json!({"error": "forbidden", "message": "missing or wrong CSRF token (X-CSRF-Token)"});
     hardened((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_in_force_refuse_the_right_password() {
+        assert_eq!(outcome(true, true, false, false), None);
+        assert_eq!(
+            outcome(true, true, false, true),
+            Some(Failure::IpBlocked),
+            "a blocked address cannot log in"
+        );
+        assert_eq!(
+            outcome(true, true, true, false),
+            Some(Failure::AccountLocked)
+        );
+        assert_eq!(
+            outcome(true, false, true, true),
+            Some(Failure::InvalidPassword)
+        );
+        assert_eq!(
+            outcome(false, false, false, false),
+            Some(Failure::UnknownUser)
+        );
+        // A dummy hash never verifies, but an unknown user fails regardless.
+        assert_eq!(
+            outcome(false, true, false, false),
+            Some(Failure::UnknownUser)
+        );
+    }
+
+    #[test]
+    fn session_cookie_attributes() {
+        let plain = Dashboard::with_timeouts(false, IDLE_TIMEOUT, MAX_AGE);
+        let c = plain.cookie("tok", None);
+        assert_eq!(
+            c.to_str().unwrap_or_default(),
+            "secmon_session=tok; Path=/; HttpOnly; SameSite=Strict"
+        );
+        let tls = Dashboard::with_timeouts(true, IDLE_TIMEOUT, MAX_AGE);
+        let c = tls.cookie("tok", Some(0));
+        assert_eq!(
+            c.to_str().unwrap_or_default(),
+            "__Host-secmon_session=tok; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; __Host-secmon_session=xyz; c=d"),
+        );
+        assert_eq!(tls.token(&h), Some("xyz"));
+        assert_eq!(plain.token(&h), None, "the TLS cookie name only under TLS");
+    }
 }
