@@ -83,6 +83,14 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SilencesCmd,
     },
+    /// The log archive: verify, search, export, prune, legal holds, erasure,
+    /// key rotation, checkpoint export.
+    Archive {
+        #[command(flatten)]
+        args: ManageArgs,
+        #[command(subcommand)]
+        cmd: crate::commands::archive::ArchiveCmd,
+    },
     /// API keys for the HTTP API: create (printed once), list, revoke.
     Keys {
         #[command(flatten)]

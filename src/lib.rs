@@ -3,6 +3,7 @@
 //! shell over it; benches and tests call it in-process.
 
 pub mod api;
+pub mod archive;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Decisions { args, cmd } => commands::manage::decisions(args, cmd),
         cli::Command::Incidents { args, cmd } => commands::manage::incidents(args, cmd),
         cli::Command::Keys { args, cmd } => commands::manage::keys(args, cmd),
+        cli::Command::Archive { args, cmd } => commands::archive::run(args, cmd),
         cli::Command::Users { args, cmd } => commands::users::run(args, cmd),
         cli::Command::Notify { args, cmd } => commands::manage::notify(args, cmd),
         cli::Command::Silences { args, cmd } => commands::manage::silences(args, cmd),

@@ -12,6 +12,7 @@
 //! changes are sent to the engine thread, the single writer, and answered
 //! when it has made them.
 
+mod archive;
 pub mod auth;
 pub mod config;
 mod events;
@@ -54,6 +55,8 @@ pub struct Inner {
     /// JSON event parser (aliases, timestamp field) shared with file sources.
     pub parser: Arc<LineParser>,
     pub notify: secmon_notify::NotifyConfig,
+    /// To the archive's writer thread (searches run there); `None` when disabled.
+    pub archive: Option<flume::Sender<crate::archive::writer::ArchiveMsg>>,
     pub incidents_cfg: secmon_respond::IncidentConfig,
     pub engine_cfg: secmon_engine::EngineConfig,
     pub max_body: usize,
@@ -493,6 +496,30 @@ pub fn routes() -> Vec<Route> {
             ],
             None,
             get(series::query),
+        ),
+        route(
+            Method::GET,
+            "/v1/archive/search",
+            Some(Read),
+            "Search the log archive (recorded as an access-audit record).",
+            &[
+                q!(
+                    "since",
+                    "RFC 3339, epoch ms or a duration ago (default 24h)"
+                ),
+                q!("until", "default now"),
+                q!(
+                    "category",
+                    "comma-separated categories (default all but audit)"
+                ),
+                q!(
+                    "where",
+                    "condition, e.g. event = auth.login_failed and fields.ip = 1.2.3.4"
+                ),
+                q!("limit", "default 200, at most 10000"),
+            ],
+            None,
+            get(archive::search),
         ),
         route(
             Method::GET,

@@ -25,6 +25,7 @@ pub struct Options {
     pub db: PathBuf,
     pub parser: Arc<LineParser>,
     pub notify: secmon_notify::NotifyConfig,
+    pub archive: Option<flume::Sender<crate::archive::writer::ArchiveMsg>>,
     pub incidents: secmon_respond::IncidentConfig,
     pub engine: secmon_engine::EngineConfig,
 }
@@ -113,6 +114,7 @@ pub fn start(o: Options) -> anyhow::Result<ApiHandle> {
         db: Arc::new(Mutex::new(store)),
         parser: o.parser,
         notify: o.notify,
+        archive: o.archive,
         incidents_cfg: o.incidents,
         engine_cfg: o.engine,
         max_body: o.cfg.max_body_bytes,

@@ -1,6 +1,7 @@
 //! One module per CLI verb. Each returns the process exit code, or an error
 //! for runtime failures that `main` reports.
 
+pub mod archive;
 pub mod check;
 pub mod manage;
 pub mod replay;

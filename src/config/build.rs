@@ -37,6 +37,7 @@ pub struct Runtime {
     pub api: crate::api::ApiConfig,
     /// Probes and the Redis collector; empty when none is configured.
     pub watch: secmon_watch::Watch,
+    pub archive: crate::archive::ArchiveSection,
 }
 
 impl Runtime {
@@ -180,6 +181,20 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             secmon_watch::Watch::default()
         }
     };
+    let archive = match &loaded.archive {
+        Some(item) => {
+            let names: Vec<&str> = loaded
+                .sources
+                .iter()
+                .filter_map(|s| s.value.name.as_deref())
+                .collect();
+            if let Err(e) = item.value.policy.validate(&names) {
+                diags.push(item.origin.diag("archive.policy", e.to_string()));
+            }
+            item.value.clone()
+        }
+        None => crate::archive::ArchiveSection::default(),
+    };
     if loaded.engine.eval_interval.as_millis() <= 0 {
         diags.push(Diagnostic::new(
             &loaded.main,
@@ -203,6 +218,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             notify,
             api,
             watch,
+            archive,
         }),
         _ => Err(Diagnostics(diags)),
     }

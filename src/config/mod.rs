@@ -63,6 +63,9 @@ pub struct ConfigFile {
     /// The HTTP API of `secmon run`: listen address, TLS, limits.
     #[serde(default)]
     pub api: Option<Spanned<crate::api::ApiConfig>>,
+    /// The tamper-evident, encrypted log archive of `secmon run`.
+    #[serde(default)]
+    pub archive: Option<Spanned<crate::archive::ArchiveSection>>,
     #[serde(default)]
     pub parsers: Vec<Spanned<PatternConfig>>,
     #[serde(default)]
@@ -180,6 +183,7 @@ pub struct Loaded {
     pub respond: Option<Item<RespondConfig>>,
     pub notify: Option<Item<NotifyConfig>>,
     pub api: Option<Item<crate::api::ApiConfig>>,
+    pub archive: Option<Item<crate::archive::ArchiveSection>>,
     pub probes: Vec<Item<secmon_watch::ProbeConfig>>,
     pub redis: Option<Item<secmon_watch::RedisCollectorConfig>>,
     pub parsers: Vec<Item<PatternConfig>>,
@@ -215,6 +219,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Diagnostics> {
         respond: None,
         notify: None,
         api: None,
+        archive: None,
         probes: vec![],
         redis: None,
         parsers: vec![],
@@ -327,6 +332,16 @@ fn load_file(
             });
         } else {
             only_main("api", &a.referenced, diags);
+        }
+    }
+    if let Some(a) = cfg.archive {
+        if is_main {
+            loaded.archive = Some(Item {
+                origin: origin(&a.referenced, 0),
+                value: a.value,
+            });
+        } else {
+            only_main("archive", &a.referenced, diags);
         }
     }
     if let Some(r) = cfg.redis {

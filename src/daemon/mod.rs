@@ -34,6 +34,7 @@ use secmon_engine::{Fire, Resolve, Rule};
 use secmon_respond::{RespondError, Store};
 use secmon_sources::{CheckpointStore, FileKey, FileTailer, TailOptions};
 
+use crate::archive::writer::ArchiveMsg;
 use crate::cli::RunArgs;
 use crate::config::{SourceKind, SourcePlan, StartAt};
 use crate::output::AlertLine;
@@ -176,6 +177,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let archive = if runtime.archive.enabled {
+        Some(open_archive(
+            &runtime,
+            &plans_names(&names),
+            ack_txs.clone(),
+        )?)
+    } else {
+        None
+    };
     let api = if api_enabled {
         let parser = runtime
             .parser_for(secmon_parse::Format::Json)
@@ -188,6 +198,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 db: db.clone(),
                 parser,
                 notify: runtime.notify.clone(),
+                archive: archive.as_ref().map(|a| a.tx.clone()),
                 incidents: runtime.respond.incidents.clone(),
                 engine: runtime.engine,
             })
@@ -226,6 +237,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sources_live: names.len(),
         history: history::History::default(),
         series_path,
+        archive: archive.as_ref().map(|a| a.tx.clone()),
     };
     engine.publish_snapshot();
     let config_path = args.config.config.clone();
@@ -308,6 +320,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     engine.sink.log_plan();
     engine.history.save(&engine.shared, &engine.series_path);
+    engine.archive = None;
+    if let Some(a) = archive {
+        a.stop(); // syncs, then releases the last file positions
+    }
     deliver_stop.store(true, Ordering::Relaxed);
     if delivery.join().is_err() {
         tracing::error!("notification worker panicked");
@@ -343,6 +359,9 @@ struct EngineLoop<'s> {
     sources_live: usize,
     history: history::History,
     series_path: std::path::PathBuf,
+    /// To the archive's writer thread, which also releases file positions
+    /// for checkpointing once their events are durable.
+    archive: Option<flume::Sender<ArchiveMsg>>,
 }
 
 impl EngineLoop<'_> {
@@ -356,13 +375,26 @@ impl EngineLoop<'_> {
                 summary,
             } => {
                 self.summary.merge(summary);
+                match &self.archive {
+                    Some(tx) => {
+                        let msg = ArchiveMsg::Events {
+                            events: events.clone(),
+                            acks: acks.into_iter().map(|a| (source, a)).collect(),
+                        };
+                        if tx.send(msg).is_err() {
+                            tracing::error!("archive thread gone: events not archived");
+                        }
+                    }
+                    None => {
+                        if let Some(Some(ack)) = ack_txs.get(source) {
+                            for a in acks {
+                                let _ = ack.send(a);
+                            }
+                        }
+                    }
+                }
                 for ev in events {
                     self.detector.observe(ev, &mut self.sink);
-                }
-                if let Some(Some(ack)) = ack_txs.get(source) {
-                    for a in acks {
-                        let _ = ack.send(a);
-                    }
                 }
                 true
             }
@@ -377,6 +409,7 @@ impl EngineLoop<'_> {
                 reply,
             } => {
                 self.summary.merge(summary);
+                self.archive_events(&events);
                 for ev in events {
                     self.detector.observe(ev, &mut self.sink);
                 }
@@ -385,6 +418,7 @@ impl EngineLoop<'_> {
             }
             Msg::Event(ev) => {
                 self.history.observe(&ev);
+                self.archive_events(std::slice::from_ref(&ev));
                 self.detector.observe(ev, &mut self.sink);
                 false
             }
@@ -397,6 +431,20 @@ impl EngineLoop<'_> {
                 self.sink.log_plan();
                 let _ = reply.send(r);
                 false
+            }
+        }
+    }
+
+    fn archive_events(&self, events: &[Event]) {
+        if let Some(tx) = &self.archive
+            && !events.is_empty()
+        {
+            let msg = ArchiveMsg::Events {
+                events: events.to_vec(),
+                acks: Vec::new(),
+            };
+            if tx.send(msg).is_err() {
+                tracing::error!("archive thread gone: events not archived");
             }
         }
     }
@@ -555,4 +603,36 @@ impl Sink for RunSink<'_> {
         }
         self.log_plan();
     }
+}
+
+fn plans_names(names: &[String]) -> Vec<&str> {
+    names.iter().map(String::as_str).collect()
+}
+
+/// Opens the archive (generating default keys on first start), reports what
+/// recovery repaired, and starts its writer thread.
+fn open_archive(
+    runtime: &crate::config::Runtime,
+    source_names: &[&str],
+    ack_txs: Vec<Option<Sender<Ack>>>,
+) -> anyhow::Result<crate::archive::writer::ArchiveHandle> {
+    let section = &runtime.archive;
+    crate::archive::check_dir(section, &runtime.data_dir)?;
+    let storage = crate::archive::storage(section, &runtime.data_dir)?;
+    let keys = crate::archive::keys(section, &runtime.data_dir, true)?;
+    let policy = section.policy(source_names)?;
+    let (archive, report) =
+        secmon_archive::Archive::open(storage, policy, keys, crate::clock::now()).with_context(
+            || {
+                format!(
+                    "opening the archive {}",
+                    section.dir(&runtime.data_dir).display()
+                )
+            },
+        )?;
+    for r in &report.repairs {
+        tracing::warn!(event = "secmon.archive_repaired", repair = %r, "archive recovery");
+    }
+    tracing::info!(event = "secmon.archive_opened", dir = %section.dir(&runtime.data_dir).display(), created = report.created, "archive open");
+    crate::archive::writer::start(archive, ack_txs)
 }

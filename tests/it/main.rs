@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `secmon` binary on real files.
 
 mod api;
+mod archive;
 mod check;
 mod dashboard;
 mod notify;
