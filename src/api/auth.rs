@@ -172,6 +172,25 @@ impl Auth {
     }
 }
 
+/// A browser request sent by another site: `Sec-Fetch-Site: cross-site`, or
+/// an `Origin` whose host is not the one addressed.
+fn cross_site(h: &HeaderMap) -> bool {
+    if h.get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
+    {
+        return true;
+    }
+    let (Some(origin), Some(host)) = (
+        h.get("origin").and_then(|v| v.to_str().ok()),
+        h.get("host").and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    !origin_host.eq_ignore_ascii_case(host)
+}
+
 /// `Authorization: Bearer KEY`, or `X-Api-Key: KEY` (what CrowdSec bouncers send).
 fn presented_key(h: &HeaderMap) -> Option<&str> {
     if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -202,6 +221,15 @@ pub async fn require(
         crate::dashboard::CookieAuth::Expired => return crate::dashboard::session_expired(),
         crate::dashboard::CookieAuth::BadCsrf => return crate::dashboard::csrf_refused(),
     };
+    // Open mode (no key yet, loopback): any web page the operator visits
+    // could otherwise drive the API from their browser. Browsers say where a
+    // request comes from; refuse what another site sent.
+    if by_cookie.is_none() && app.auth.is_open() && cross_site(req.headers()) {
+        return ApiError::Forbidden(
+            "cross-site request refused while the API runs without keys".into(),
+        )
+        .into_response();
+    }
     let verdict = by_cookie.unwrap_or_else(|| app.auth.check(req.headers(), from, Instant::now()));
     match verdict {
         Verdict::Ok(caller) => {
@@ -318,6 +346,20 @@ mod tests {
             auth.check(&headers(&key), bad, later),
             Verdict::Ok(_)
         ));
+    }
+
+    #[test]
+    fn cross_site_browser_requests_are_recognised() {
+        let mut h = HeaderMap::new();
+        assert!(!cross_site(&h), "curl sends neither header");
+        h.insert("host", HeaderValue::from_static("127.0.0.1:9650"));
+        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:9650"));
+        assert!(!cross_site(&h));
+        h.insert("origin", HeaderValue::from_static("https://evil.example"));
+        assert!(cross_site(&h));
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_site(&h));
     }
 
     #[test]

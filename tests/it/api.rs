@@ -571,6 +571,14 @@ fn without_keys_the_api_is_open_on_loopback_only() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let r = reqwest::blocking::get(format!("{url}/v1/alerts")).unwrap();
     assert_eq!(r.status(), 200);
+    // …but not to another web site driving the operator's browser.
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{url}/v1/decisions"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"scope": "ip", "value": "192.0.2.1"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let _ = child.kill();
     let _ = child.wait();
 }
