@@ -15,7 +15,7 @@ cargo build --release -q --bin secmon
 OUT=bench/out
 mkdir -p "$OUT"
 INPUT="$OUT/load-$EVENTS.jsonl"
-[ -f "$INPUT" ] || "$TARGET/release/secmon-gen" json --events "$EVENTS" --ips 100000 > "$INPUT"
+[ -f "$INPUT" ] || "$TARGET/release/secmon-gen" json --events "$EVENTS" --ips 100000 --out "$INPUT"
 export SECMON_API_KEY_SECRET="bench-secret-0123456789abcdef"
 results=()
 for run in $(seq 1 "$RUNS"); do
@@ -40,8 +40,9 @@ for run in $(seq 1 "$RUNS"); do
   rm -rf "$DATA"
 done
 printf '%s\n' "${results[@]}" | python3 -c '
-import json,sys,statistics as s
-r=[json.loads(l) for l in sys.stdin if l.strip()]
-m=lambda k: s.median(x[k] for x in r)
-print(f"median of {len(r)}: {m(\"events_per_sec\"):,.0f} events/s ingested; decisions p99 {m(\"busy_p99_ms\"):.2f} ms under load (p50 {m(\"busy_p50_ms\"):.2f}), {m(\"idle_p99_ms\"):.3f} ms at rest (p50 {m(\"idle_p50_ms\"):.3f})")
+import json, sys, statistics
+r = [json.loads(l) for l in sys.stdin if l.strip()]
+m = lambda k: statistics.median(x[k] for x in r)
+print("median of %d: %s events/s ingested; decisions p99 %.2f ms under load (p50 %.2f), %.3f ms at rest (p50 %.3f)" % (
+    len(r), format(round(m("events_per_sec")), ","), m("busy_p99_ms"), m("busy_p50_ms"), m("idle_p99_ms"), m("idle_p50_ms")))
 '

@@ -48,6 +48,8 @@ pub use shared::{Shared, Snapshot};
 /// How often the engine's watermark follows the wall clock when input is
 /// quiet, response timers run and the snapshot is published.
 const TICK_EVERY: Duration = Duration::from_secs(1);
+/// Messages handled under one group commit of the response store at most.
+const GROUP_COMMIT_MSGS: usize = 64;
 
 /// (file, end offset, line number) of the last line of a batch from that file.
 pub type Ack = (FileKey, u64, u64);
@@ -77,9 +79,12 @@ pub enum Msg {
     Manual {
         op: ManualOp,
         author: String,
-        reply: Reply<Result<serde_json::Value, RespondError>>,
+        reply: Reply<ManualResult>,
     },
 }
+
+/// What an operator's change answers.
+pub type ManualResult = Result<serde_json::Value, RespondError>;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (_, mut runtime) = match crate::commands::load_runtime(args.config.config.as_deref()) {
@@ -238,6 +243,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         history: history::History::default(),
         series_path,
         archive: archive.as_ref().map(|a| a.tx.clone()),
+        pending_acks: Vec::new(),
+        ingest_replies: Vec::new(),
+        manual_replies: Vec::new(),
     };
     engine.publish_snapshot();
     let config_path = args.config.config.clone();
@@ -252,7 +260,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     loop {
         match rx.recv_timeout(TICK_EVERY) {
             Ok(msg) => {
-                if engine.handle(msg, &ack_txs, &names) {
+                // Whatever else is already waiting joins the same group commit.
+                engine.begin();
+                let mut input = engine.handle(msg, &names);
+                for _ in 1..GROUP_COMMIT_MSGS {
+                    match rx.try_recv() {
+                        Ok(m) => input |= engine.handle(m, &names),
+                        Err(_) => break,
+                    }
+                }
+                engine.commit(&ack_txs);
+                if input {
                     last_input = Instant::now();
                 }
             }
@@ -260,17 +278,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_tick.elapsed() >= TICK_EVERY {
+            engine.begin();
             if last_input.elapsed() >= idle_after {
                 engine
                     .detector
                     .advance_to(crate::clock::now(), &mut engine.sink);
             }
             engine.sink.tick(crate::clock::now());
+            engine.commit(&ack_txs);
             engine.publish_snapshot();
             last_tick = Instant::now();
         }
         if reload.swap(false, Ordering::Relaxed) {
+            engine.begin();
             engine.reload(config_path.as_deref(), &mut engine_cfg);
+            engine.commit(&ack_txs);
         }
         if api.is_none() && watch.is_none() && engine.sources_live == 0 {
             break; // nothing left that could send
@@ -298,14 +320,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         a.begin_shutdown();
         while !a.is_finished() {
             if let Ok(msg) = rx.recv_timeout(Duration::from_millis(20)) {
-                engine.handle(msg, &ack_txs, &names);
+                engine.begin();
+                engine.handle(msg, &names);
+                engine.commit(&ack_txs);
             }
         }
+        engine.begin();
         while let Ok(msg) = rx.try_recv() {
-            engine.handle(msg, &ack_txs, &names);
+            engine.handle(msg, &names);
         }
+        engine.commit(&ack_txs);
         a.join();
     }
+    engine.begin();
     // Everything read has been processed: evaluate what the reorder buffer
     // still holds, then let the sources write their final checkpoints.
     engine.detector.flush(&mut engine.sink);
@@ -319,6 +346,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::error!(error = %format!("{e:#}"), "flushing notifications failed");
     }
     engine.sink.log_plan();
+    engine.commit(&ack_txs);
     engine.history.save(&engine.shared, &engine.series_path);
     engine.archive = None;
     if let Some(a) = archive {
@@ -362,11 +390,15 @@ struct EngineLoop<'s> {
     /// To the archive's writer thread, which also releases file positions
     /// for checkpointing once their events are durable.
     archive: Option<flume::Sender<ArchiveMsg>>,
+    /// File positions of handled batches, released after the next commit.
+    pending_acks: Vec<(usize, Ack)>,
+    ingest_replies: Vec<Reply<()>>,
+    manual_replies: Vec<(Reply<ManualResult>, ManualResult)>,
 }
 
 impl EngineLoop<'_> {
     /// Handles one message; true when it carried input (events or lines).
-    fn handle(&mut self, msg: Msg, ack_txs: &[Option<Sender<Ack>>], names: &[String]) -> bool {
+    fn handle(&mut self, msg: Msg, names: &[String]) -> bool {
         match msg {
             Msg::Batch {
                 source,
@@ -375,27 +407,13 @@ impl EngineLoop<'_> {
                 summary,
             } => {
                 self.summary.merge(summary);
-                match &self.archive {
-                    Some(tx) => {
-                        let msg = ArchiveMsg::Events {
-                            events: events.clone(),
-                            acks: acks.into_iter().map(|a| (source, a)).collect(),
-                        };
-                        if tx.send(msg).is_err() {
-                            tracing::error!("archive thread gone: events not archived");
-                        }
-                    }
-                    None => {
-                        if let Some(Some(ack)) = ack_txs.get(source) {
-                            for a in acks {
-                                let _ = ack.send(a);
-                            }
-                        }
-                    }
-                }
+                self.archive_events(&events);
                 for ev in events {
                     self.detector.observe(ev, &mut self.sink);
                 }
+                // Released after the response stage's commit (see `commit`).
+                self.pending_acks
+                    .extend(acks.into_iter().map(|a| (source, a)));
                 true
             }
             Msg::Done { source } => {
@@ -413,7 +431,7 @@ impl EngineLoop<'_> {
                 for ev in events {
                     self.detector.observe(ev, &mut self.sink);
                 }
-                let _ = reply.send(());
+                self.ingest_replies.push(reply);
                 true
             }
             Msg::Event(ev) => {
@@ -429,9 +447,65 @@ impl EngineLoop<'_> {
                     .responder
                     .manual(op, &author, now, &mut self.sink.plan);
                 self.sink.log_plan();
-                let _ = reply.send(r);
+                self.manual_replies.push((reply, r));
                 false
             }
+        }
+    }
+
+    /// Group commit of the response stage: everything the last messages
+    /// changed (alerts, incidents, decisions, outbox) becomes durable in one
+    /// fsync; only then are file positions released — through the archive
+    /// thread, which adds its own durability, or directly.
+    fn commit(&mut self, ack_txs: &[Option<Sender<Ack>>]) {
+        let committed = self.store.commit_batch();
+        // Posted events were taken by the engine either way; operators'
+        // changes are confirmed only once durable.
+        for r in self.ingest_replies.drain(..) {
+            let _ = r.send(());
+        }
+        for (reply, r) in self.manual_replies.drain(..) {
+            let r = match (&committed, r) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(secmon_respond::RespondError::Conflict(format!(
+                    "not stored: {e}"
+                ))),
+            };
+            let _ = reply.send(r);
+        }
+        if let Err(e) = committed {
+            self.sink.errors += 1;
+            tracing::error!(event = "secmon.store_commit_failed", error = %e, "committing the response store failed");
+            return; // positions stay unacknowledged: the lines are read again
+        }
+        if self.pending_acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.pending_acks);
+        match &self.archive {
+            Some(tx) => {
+                let msg = ArchiveMsg::Events {
+                    events: Vec::new(),
+                    acks,
+                };
+                if tx.send(msg).is_err() {
+                    tracing::error!("archive thread gone: positions not acknowledged");
+                }
+            }
+            None => {
+                for (source, a) in acks {
+                    if let Some(Some(ack)) = ack_txs.get(source) {
+                        let _ = ack.send(a);
+                    }
+                }
+            }
+        }
+    }
+
+    fn begin(&mut self) {
+        if let Err(e) = self.store.begin_batch() {
+            self.sink.errors += 1;
+            tracing::error!(event = "secmon.store_begin_failed", error = %e, "starting a response batch failed");
         }
     }
 

@@ -347,22 +347,46 @@ impl<'c> Outbox<'c> {
 
     /// Replaces the stored digest collection with `digest`'s. Call after
     /// enqueueing the messages of a flush.
+    ///
+    /// Atomic on its own; inside a caller's open transaction (the response
+    /// stage's group commit) it is a savepoint of that transaction.
     pub fn save_digest(&self, digest: &Digest) -> Result<()> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
-        tx.execute("DELETE FROM notify_digest", [])?;
-        for e in digest.snapshot() {
-            let alert = e.alert.as_ref().map(serde_json::to_string).transpose()?;
-            tx.execute(
-                "INSERT INTO notify_digest (receiver, period, fingerprint, rule, rule_name, severity, alert, since)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![e.receiver, e.period.as_str(), e.fingerprint, e.rule, e.rule_name, e.severity.as_str(), alert, e.since.0],
-            )?;
+        let nested = !self.conn.is_autocommit();
+        self.conn.execute_batch(if nested {
+            "SAVEPOINT notify_digest"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
+        let write = || -> Result<()> {
+            self.conn.execute("DELETE FROM notify_digest", [])?;
+            for e in digest.snapshot() {
+                let alert = e.alert.as_ref().map(serde_json::to_string).transpose()?;
+                self.conn.execute(
+                    "INSERT INTO notify_digest (receiver, period, fingerprint, rule, rule_name, severity, alert, since)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![e.receiver, e.period.as_str(), e.fingerprint, e.rule, e.rule_name, e.severity.as_str(), alert, e.since.0],
+                )?;
+            }
+            Ok(())
+        };
+        match write() {
+            Ok(()) => {
+                self.conn.execute_batch(if nested {
+                    "RELEASE notify_digest"
+                } else {
+                    "COMMIT"
+                })?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch(if nested {
+                    "ROLLBACK TO notify_digest; RELEASE notify_digest"
+                } else {
+                    "ROLLBACK"
+                });
+                Err(e)
+            }
         }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Restores the stored digest collection into `digest` (at startup).

@@ -566,7 +566,7 @@ pub fn ladder_step(base: Dur, ladder: &[Dur], k: i64) -> Dur {
 }
 
 fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     req: &Request<'_>,
     value: String,
     reason: String,

@@ -356,7 +356,7 @@ impl<'s> Incidents<'s> {
 
     fn add_evidence(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &rusqlite::Connection,
         id: i64,
         alert_id: i64,
         evidence: &[serde_json::Value],

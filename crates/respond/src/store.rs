@@ -289,12 +289,84 @@ impl Store {
 
     /// An immediate transaction: the write lock is taken up front, so a
     /// read-then-write sequence (dedup, ladder counting) cannot interleave with
-    /// another connection's writes.
-    pub(crate) fn write_tx(&self) -> Result<Transaction<'_>> {
-        Ok(Transaction::new_unchecked(
-            &self.conn,
-            TransactionBehavior::Immediate,
-        )?)
+    /// another connection's writes. Inside a [`Store::begin_batch`] it is a
+    /// savepoint of the batch's transaction instead: atomic on its own, made
+    /// durable by the batch's single commit.
+    pub(crate) fn write_tx(&self) -> Result<WriteTx<'_>> {
+        WriteTx::begin(&self.conn)
+    }
+
+    /// Group commit: until [`Store::commit_batch`], every change made through
+    /// this store joins one transaction, so a burst of alerts costs one
+    /// fsync instead of one each. Durability is the batch's: the caller
+    /// commits before it acknowledges anything (sources, HTTP clients) that
+    /// depends on the changes. A no-op if a batch is already open.
+    pub fn begin_batch(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch (one fsync under `synchronous=FULL`).
+    pub fn commit_batch(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+}
+
+/// See [`Store::write_tx`]: a transaction, or a savepoint inside a batch.
+pub(crate) struct WriteTx<'c> {
+    conn: &'c Connection,
+    nested: bool,
+    done: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self> {
+        let nested = !conn.is_autocommit();
+        conn.execute_batch(if nested {
+            "SAVEPOINT secmon_write"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
+        Ok(WriteTx {
+            conn,
+            nested,
+            done: false,
+        })
+    }
+
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.conn.execute_batch(if self.nested {
+            "RELEASE secmon_write"
+        } else {
+            "COMMIT"
+        })?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    /// Not committed (an error part-way): undo this write only.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch(if self.nested {
+                "ROLLBACK TO secmon_write; RELEASE secmon_write"
+            } else {
+                "ROLLBACK"
+            });
+        }
     }
 }
 
@@ -304,6 +376,42 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_one_transaction_whose_failed_writes_roll_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .conn()
+            .execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        let other = Store::open(&path).unwrap();
+        store.begin_batch().unwrap();
+        let w = store.write_tx().unwrap();
+        w.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        w.commit().unwrap();
+        {
+            // A write that fails part-way is undone; the batch goes on.
+            let w = store.write_tx().unwrap();
+            w.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            assert!(w.execute("INSERT INTO t VALUES (NULL)", []).is_err());
+        }
+        // Not visible to another connection before the batch commits.
+        let n = |s: &Store| -> i64 {
+            s.conn()
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(n(&other), 0);
+        store.commit_batch().unwrap();
+        assert_eq!(n(&other), 1);
+        // Outside a batch a write is its own transaction.
+        let w = store.write_tx().unwrap();
+        w.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        w.commit().unwrap();
+        assert_eq!(n(&other), 2);
+    }
 
     #[test]
     fn open_creates_parent_and_is_idempotent() {
