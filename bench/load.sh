@@ -2,13 +2,13 @@
 # HTTP load benchmark of `secmon run` (issue 4): batched ingest over
 # loopback while a bouncer looks up decisions. Prints one JSON line per run
 # and the medians. Usage: bench/load.sh [RUNS] (default 3).
-#   EVENTS=1000000 BATCH=5000 CONNECTIONS=4 bench/load.sh
+#   EVENTS=1000000 BATCH=2000 CONNECTIONS=3 bench/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 EVENTS="${EVENTS:-1000000}"
-BATCH="${BATCH:-5000}"
-CONNECTIONS="${CONNECTIONS:-4}"
+BATCH="${BATCH:-2000}"
+CONNECTIONS="${CONNECTIONS:-3}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p secmon-gen -p secmon-load
 cargo build --release -q --bin secmon
