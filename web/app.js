@@ -664,11 +664,24 @@ async function runSearch() {
   const q = $('#log-q').value;
   try {
     const res = await api(`/v1/archive/search?q=${encodeURIComponent(q)}&${sinceParam(r)}&limit=200`);
-    const events = Array.isArray(res) ? res : (res.events || []);
-    out.setAttribute('data-count', events.length);
-    out.replaceChildren(events.length ? h('pre', {}, events.map(e => JSON.stringify(e)).join('\n')) : h('div', { class: 'note' }, 'no match'));
+    const hits = res.hits || [];
+    out.setAttribute('data-count', hits.length);
+    const row = x => {
+      const ev = x.event || {};
+      const f = ev.fields || {};
+      return h('tr', {},
+        h('td', {}, String(ev.timestamp || '')), h('td', {}, x.category), h('td', {}, String(ev.event || '')),
+        h('td', {}, String(ev.level || '')), h('td', {}, String(f.ip ?? f.ip_address ?? '')),
+        h('td', {}, h('code', {}, JSON.stringify(f))));
+    };
+    const note = `${hits.length} match(es), ${res.scanned ?? 0} record(s) scanned` +
+      (res.limited ? ' (limited to 200)' : '') + (res.damaged ? ` — ${res.damaged} damaged: run secmon archive verify` : '');
+    out.replaceChildren(h('div', { class: 'note' }, note), hits.length
+      ? h('table', {}, h('thead', {}, h('tr', {}, ...['time', 'category', 'event', 'level', 'ip', 'fields'].map(t => h('th', {}, t)))),
+        h('tbody', {}, ...hits.map(row)))
+      : h('div', { class: 'note' }, 'no match'));
   } catch (e) {
-    out.replaceChildren(h('div', { class: 'error' }, e.status === 404 ? 'the archive is not enabled on this secmon' : e.message));
+    out.replaceChildren(h('div', { class: 'error' }, e.status === 503 ? 'the archive is not enabled on this secmon' : e.message));
   }
 }
 
