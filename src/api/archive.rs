@@ -7,7 +7,6 @@
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use axum::http::Uri;
-use secmon_core::{Dur, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,18 +31,6 @@ pub struct SearchQuery {
     limit: Option<usize>,
 }
 
-fn time(s: &str, now: Timestamp, what: &str) -> Result<Timestamp, ApiError> {
-    if let Ok(t) = Timestamp::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(Timestamp(ms));
-    }
-    Dur::parse(s)
-        .map(|d| Timestamp(now.0.saturating_sub(d.as_millis())))
-        .map_err(|_| ApiError::BadRequest(format!("{what}: {s:?} is not a time or a duration ago")))
-}
-
 pub async fn search(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -56,11 +43,11 @@ pub async fn search(
         ));
     };
     let now = app.now();
-    let from = time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
+    let from = super::parse_time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
     let to = q
         .until
         .as_deref()
-        .map(|u| time(u, now, "until"))
+        .map(|u| super::parse_time(u, now, "until"))
         .transpose()?;
     let expr = q
         .where_

@@ -20,6 +20,7 @@ pub mod keys;
 mod openapi;
 mod prometheus;
 mod respond;
+pub use respond::outbox_json;
 mod rules;
 mod series;
 pub mod server;
@@ -153,6 +154,15 @@ impl AppState {
             .map_err(|_| ApiError::Unavailable("shutting down".into()))?
             .map_err(ApiError::from)
     }
+}
+
+/// A `since`/`until` query parameter: RFC 3339, epoch ms or a duration ago.
+pub fn parse_time(s: &str, now: Timestamp, what: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_when(s, now).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{what}: {s:?} is neither an RFC 3339 time, epoch milliseconds nor a duration ago like 24h"
+        ))
+    })
 }
 
 /// The one error type of the API. Internal details are logged, never sent.

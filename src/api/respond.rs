@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use secmon_core::{Dur, Priority, Timestamp};
+use secmon_core::{Dur, Priority};
 use secmon_notify::{Outbox, OutboxStatus};
 use secmon_respond::{
     AlertBook, AlertFilter, AlertStatus, IncidentFilter, IncidentState, Incidents, Matcher, Scope,
@@ -28,20 +28,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> ApiResult {
     serde_json::to_value(v)
         .map(Json)
         .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// A time given as RFC 3339, or as a duration ago (`24h`).
-fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
-    if let Ok(t) = Timestamp::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    Dur::parse(s)
-        .map(|d| Timestamp(now.0.saturating_sub(d.as_millis())))
-        .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "since: {s:?} is neither an RFC 3339 time nor a duration like 24h"
-            ))
-        })
 }
 
 fn parse_dur(field: &str, s: &str) -> Result<Dur, ApiError> {
@@ -181,7 +167,7 @@ pub async fn alerts_list(State(app): State<AppState>, Query(q): Query<AlertQuery
     let since = q
         .since
         .as_deref()
-        .map(|s| parse_since(s, app.now()))
+        .map(|s| super::parse_time(s, app.now(), "since"))
         .transpose()?;
     let filter = AlertFilter {
         status,
@@ -389,19 +375,18 @@ pub async fn notifications_list(
                 .map_err(|e| ApiError::Internal(e.to_string()))
         })
         .await?;
-    let v: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            json!({
-                "id": i.id, "receiver": i.message.receiver, "status": i.status.as_str(),
-                "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
-                "last_error": i.last_error, "dead_reason": i.dead_reason,
-                "idempotency_key": i.message.idempotency_key,
-                "alerts": i.message.alerts.iter().map(|a| a.rule.clone()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(Value::Array(v)))
+    Ok(Json(Value::Array(items.iter().map(outbox_json).collect())))
+}
+
+/// An outbox entry as the API and `secmon notifications list --json` show it.
+pub fn outbox_json(i: &secmon_notify::OutboxItem) -> Value {
+    json!({
+        "id": i.id, "receiver": i.message.receiver, "status": i.status.as_str(),
+        "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
+        "last_error": i.last_error, "dead_reason": i.dead_reason,
+        "idempotency_key": i.message.idempotency_key,
+        "alerts": i.message.alerts.iter().map(|a| a.rule.clone()).collect::<Vec<_>>(),
+    })
 }
 
 #[derive(Deserialize, Default)]

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use secmon_core::{Dur, Timestamp};
+use secmon_core::Dur;
 use secmon_series::{Func, LabelFilter, Labels, QueryError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,30 +28,14 @@ pub struct SeriesQuery {
     labels: Option<String>,
 }
 
-fn time(s: &str, now: Timestamp, what: &str) -> Result<Timestamp, ApiError> {
-    if let Ok(t) = Timestamp::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(Timestamp(ms));
-    }
-    Dur::parse(s)
-        .map(|d| Timestamp(now.0.saturating_sub(d.as_millis())))
-        .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{what}: {s:?} is neither an RFC 3339 time, epoch milliseconds nor a duration ago like 24h"
-            ))
-        })
-}
-
 pub async fn query(
     State(app): State<AppState>,
     Query(q): Query<SeriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = app.now();
-    let since = time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
+    let since = super::parse_time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
     let until = match q.until.as_deref() {
-        Some(u) => time(u, now, "until")?,
+        Some(u) => super::parse_time(u, now, "until")?,
         None => now,
     };
     let step = match q.step.as_deref() {

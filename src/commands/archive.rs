@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secmon_archive::{Access, Archive, Error as ArchiveError};
-use secmon_core::{Dur, Timestamp};
+use secmon_core::Timestamp;
 
 use crate::archive::{self, cli_who};
 use crate::cli::ManageArgs;
@@ -92,12 +92,8 @@ pub enum HoldCmd {
 }
 
 fn time(s: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
-    if let Ok(t) = Timestamp::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    let d = Dur::parse(s)
-        .map_err(|_| anyhow::anyhow!("{s:?} is neither an RFC 3339 time nor a duration"))?;
-    Ok(Timestamp(now.0.saturating_sub(d.as_millis())))
+    Timestamp::parse_when(s, now)
+        .ok_or_else(|| anyhow::anyhow!("{s:?} is neither an RFC 3339 time nor a duration ago"))
 }
 
 fn open(runtime: &Runtime, now: Timestamp) -> anyhow::Result<Result<Archive, ArchiveError>> {

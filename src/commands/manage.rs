@@ -228,18 +228,7 @@ pub fn notifications(args: ManageArgs, cmd: NotificationsCmd) -> anyhow::Result<
             };
             let items = outbox.list(status)?;
             if json {
-                let v: Vec<serde_json::Value> = items
-                    .iter()
-                    .map(|i| {
-                        serde_json::json!({
-                            "id": i.id, "receiver": i.message.receiver, "status": i.status.as_str(),
-                            "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
-                            "last_error": i.last_error, "dead_reason": i.dead_reason,
-                            "idempotency_key": i.message.idempotency_key,
-                            "alerts": i.message.alerts.iter().map(|a| a.rule.clone()).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
+                let v: Vec<serde_json::Value> = items.iter().map(crate::api::outbox_json).collect();
                 return print_json(&v).map(|_| ExitCode::SUCCESS);
             }
             crate::outln!(

@@ -50,6 +50,19 @@ impl Timestamp {
         Timestamp(self.0.div_euclid(step.0) * step.0)
     }
 
+    /// A point in time as people type it in queries: RFC 3339, epoch
+    /// milliseconds, or a duration ago relative to `now` (`24h`, `7d`).
+    pub fn parse_when(s: &str, now: Timestamp) -> Option<Timestamp> {
+        let s = s.trim();
+        if let Ok(t) = Timestamp::parse_rfc3339(s) {
+            return Some(t);
+        }
+        if let Ok(ms) = s.parse::<i64>() {
+            return Some(Timestamp(ms));
+        }
+        Dur::parse(s).ok().map(|d| now.sub(d))
+    }
+
     /// Parses RFC 3339 / ISO 8601 with an offset or `Z` (`2024-01-15T10:30:00.000Z`).
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimeError> {
         let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| TimeError::Invalid {
@@ -232,6 +245,24 @@ pub fn truncate(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn when_is_a_time_epoch_ms_or_a_duration_ago() {
+        let now = Timestamp(1_000_000_000);
+        assert_eq!(
+            Timestamp::parse_when("24h", now),
+            Some(Timestamp(1_000_000_000 - 86_400_000))
+        );
+        assert_eq!(
+            Timestamp::parse_when("1700000000000", now),
+            Some(Timestamp(1_700_000_000_000))
+        );
+        assert_eq!(
+            Timestamp::parse_when("2024-01-15T10:30:00Z", now),
+            Timestamp::parse_rfc3339("2024-01-15T10:30:00Z").ok()
+        );
+        assert_eq!(Timestamp::parse_when("yesterday", now), None);
+    }
     use super::*;
 
     #[test]
