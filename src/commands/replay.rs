@@ -30,7 +30,7 @@ use secmon_engine::{Fire, Resolve, Rule};
 
 /// Bytes of lines per batch: large enough to amortize channel hand-offs,
 /// small enough that a few batches in flight stay in cache-friendly memory.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 64 * 1024;
 
 struct Work {
     seq: u64,
