@@ -330,6 +330,29 @@ async function renderPanel(p, el, r) {
       done({ 'data-query': url, 'data-count': list.length });
       break;
     }
+    case 'logs': {
+      // Log table from the archive (the seed's "log table" panels).
+      const url = `/v1/archive/search?where=${encodeURIComponent(p.where)}&since=${Math.round(r.since)}&until=${Math.round(r.until)}&limit=${p.limit || 20}`;
+      let res;
+      try {
+        res = await api(url);
+      } catch (e) {
+        body.replaceChildren(h('div', { class: 'note' }, e.status === 503 ? 'archive disabled' : e.message));
+        done({ 'data-query': url, 'data-count': 0 });
+        break;
+      }
+      const hits = res.hits || [];
+      body.replaceChildren(hits.length
+        ? h('table', {}, h('tbody', {}, ...hits.map(x => {
+          const ev = x.event || {};
+          const f = ev.fields || {};
+          return h('tr', {}, h('td', {}, String(ev.timestamp || '')), h('td', {}, String(ev.service || '')),
+            h('td', {}, String(f.message ?? f.key ?? f.key_prefix ?? JSON.stringify(f))));
+        })))
+        : h('div', { class: 'note' }, 'none in range'));
+      done({ 'data-query': url, 'data-count': hits.length });
+      break;
+    }
     case 'heatmap': {
       const url = `/v1/alerts?rule=${encodeURIComponent(p.rule)}&since=${new Date(r.since).toISOString()}&limit=1000`;
       const list = await api(url);

@@ -131,6 +131,10 @@ async function comparePanels(page, name) {
       const api = await Promise.all(urls.map((u) => apiGetOr(u, [])));
       eq(JSON.parse(p.values), api.map((d) => d.reduce((a, s) => a + (sumValues(s.points) || 0), 0)), `${p.id}: pie`);
       numbers++;
+    } else if (p.type === 'logs' && p.query) {
+      const res = await apiGet(p.query);
+      eq(Number(p.count), res.hits.length, `${p.id}: archive log rows`);
+      numbers++;
     } else if ((p.type === 'alerts' || p.type === 'heatmap' || p.type === 'severity') && p.query) {
       const list = await apiGet(p.query);
       eq(Number(p.count), list.length, `${p.id}: alert count`);
