@@ -185,7 +185,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let archive = if runtime.archive.enabled {
         Some(open_archive(
             &runtime,
-            &plans_names(&names),
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
             ack_txs.clone(),
         )?)
     } else {
@@ -677,10 +677,6 @@ impl Sink for RunSink<'_> {
         }
         self.log_plan();
     }
-}
-
-fn plans_names(names: &[String]) -> Vec<&str> {
-    names.iter().map(String::as_str).collect()
 }
 
 /// Opens the archive (generating default keys on first start), reports what
