@@ -111,6 +111,7 @@ pub enum PlanItem {
 }
 
 pub struct Responder<'s> {
+    store: &'s Store,
     cfg: &'s RespondConfig,
     book: AlertBook<'s>,
     decisions: Decisions<'s>,
@@ -160,6 +161,7 @@ impl<'s> Responder<'s> {
             .load_digest(batcher.digest_mut())
             .context("loading digest")?;
         Ok(Responder {
+            store,
             cfg,
             book: AlertBook::new(store),
             decisions: Decisions::open(store, &cfg.allowlist).context("loading decisions")?,
@@ -508,6 +510,14 @@ impl<'s> Responder<'s> {
                 Ok(serde_json::json!({ "requeued": n }))
             }
         }
+    }
+
+    /// Reloads the decisions from the store: another process (`secmon
+    /// decisions add|delete`) may have changed them.
+    pub fn reload_decisions(&mut self) -> anyhow::Result<()> {
+        self.decisions =
+            Decisions::open(self.store, &self.cfg.allowlist).context("reloading decisions")?;
+        Ok(())
     }
 
     /// Decisions in force now (to seed the API's in-memory index).

@@ -143,6 +143,29 @@ impl DecisionIndex {
         }
     }
 
+    /// Brings the index to exactly `active` (reloaded from the store after
+    /// another process changed it), recording each difference as a change so
+    /// bouncers pulling the stream get only what moved.
+    pub fn sync(&self, active: &[Decision]) {
+        let current: Vec<Decision> = match self.inner.read() {
+            Ok(g) => g.active.values().cloned().collect(),
+            Err(_) => return,
+        };
+        let key = |d: &Decision| (d.scope.clone(), d.value.clone());
+        let wanted: HashMap<(Scope, String), &Decision> =
+            active.iter().map(|d| (key(d), d)).collect();
+        for d in &current {
+            if !wanted.contains_key(&key(d)) {
+                self.apply("deleted", d);
+            }
+        }
+        for d in active {
+            if !current.iter().any(|c| c == d) {
+                self.apply("created", d);
+            }
+        }
+    }
+
     /// The decision in force on (scope, value), if any. Values are
     /// normalised as the store normalises them (`::ffff:1.2.3.4` is `1.2.3.4`).
     pub fn lookup(&self, scope: &Scope, value: &str, now: Timestamp) -> Option<Decision> {
@@ -286,6 +309,18 @@ mod tests {
         let other = idx.stream(8, false, Timestamp(0));
         assert_eq!(other.new.iter().map(|d| d.id).collect::<Vec<_>>(), vec![2]);
         assert!(other.deleted.is_empty());
+    }
+
+    #[test]
+    fn sync_records_only_the_differences() {
+        let idx = DecisionIndex::new(vec![dec(1, "1.1.1.1", 60_000), dec(2, "2.2.2.2", 60_000)]);
+        idx.stream(9, true, Timestamp(0));
+        idx.sync(&[dec(2, "2.2.2.2", 60_000), dec(3, "3.3.3.3", 60_000)]);
+        let b = idx.stream(9, false, Timestamp(0));
+        assert_eq!(b.new.iter().map(|d| d.id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(b.deleted.iter().map(|d| d.id).collect::<Vec<_>>(), vec![1]);
+        assert!(idx.lookup(&Scope::Ip, "1.1.1.1", Timestamp(0)).is_none());
+        assert!(idx.lookup(&Scope::Ip, "3.3.3.3", Timestamp(0)).is_some());
     }
 
     #[test]

@@ -244,6 +244,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         series_path,
         archive: archive.as_ref().map(|a| a.tx.clone()),
         pending_acks: Vec::new(),
+        // Taken now, when the responder has just loaded the decisions: a
+        // change committed from now on is seen at the next tick.
+        data_version: store
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .ok(),
         ingest_replies: Vec::new(),
         manual_replies: Vec::new(),
     };
@@ -278,6 +284,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_tick.elapsed() >= TICK_EVERY {
+            engine.follow_other_writers();
             engine.begin();
             if last_input.elapsed() >= idle_after {
                 engine
@@ -392,6 +399,8 @@ struct EngineLoop<'s> {
     archive: Option<flume::Sender<ArchiveMsg>>,
     /// File positions of handled batches, released after the next commit.
     pending_acks: Vec<(usize, Ack)>,
+    /// Last seen `PRAGMA data_version` (see `follow_other_writers`).
+    data_version: Option<i64>,
     ingest_replies: Vec<Reply<()>>,
     manual_replies: Vec<(Reply<ManualResult>, ManualResult)>,
 }
@@ -499,6 +508,30 @@ impl EngineLoop<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// `secmon decisions add|delete` run next to the daemon write the store
+    /// from another process. SQLite's `data_version` tells when anyone else
+    /// committed; then the decisions are reloaded and the API's index (and
+    /// the bouncer stream) follow within a tick.
+    fn follow_other_writers(&mut self) {
+        let Ok(v) = self
+            .store
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+        else {
+            return;
+        };
+        if self.data_version.replace(v).is_none_or(|old| old == v) {
+            return;
+        }
+        match self.sink.responder.reload_decisions() {
+            Ok(()) => self
+                .shared
+                .decisions
+                .sync(&self.sink.responder.active_decisions(crate::clock::now())),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "reloading decisions failed"),
         }
     }
 

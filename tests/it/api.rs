@@ -687,3 +687,80 @@ fn probes_escalate_and_recovery_resolves() {
     assert!(points(&d) >= before, "history lost over a restart");
     d.stop();
 }
+
+/// `secmon decisions add|delete` next to a running daemon: the API (and the
+/// bouncer stream) follow within a few seconds.
+#[test]
+fn cli_decisions_next_to_a_running_daemon_reach_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let bouncer = key(data.path(), "bouncer");
+    let cfg = config(data.path(), 5, "");
+    let dir = data.path().to_path_buf();
+    let d = Daemon::start(data, &cfg);
+    let out = bin()
+        .args(["decisions", "-c"])
+        .arg(&cfg)
+        .args(["--data-dir"])
+        .arg(&dir)
+        .args([
+            "add",
+            "--scope",
+            "ip",
+            "--value",
+            "192.0.2.77",
+            "--duration",
+            "1h",
+            "--author",
+            "cli-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d
+        .get("/v1/decisions?ip=192.0.2.77", &bouncer)
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the CLI's decision never reached the API"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = bin()
+        .args(["decisions", "-c"])
+        .arg(&cfg)
+        .args(["--data-dir"])
+        .arg(&dir)
+        .args(["delete", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d
+        .get("/v1/decisions?ip=192.0.2.77", &bouncer)
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the CLI's deletion never reached the API"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.stop();
+}
