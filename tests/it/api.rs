@@ -131,6 +131,18 @@ impl Daemon {
         }
     }
 
+    /// Posts NDJSON (or a JSON array) to `/v1/events`; answers the status and body.
+    pub fn ingest(&self, key: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .req("POST", "/v1/events", Some(key))
+            .header("content-type", "application/x-ndjson")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap())
+    }
+
     pub fn get(&self, path: &str, key: &str) -> Value {
         let r = self.req("GET", path, Some(key)).send().unwrap();
         assert_eq!(r.status(), 200, "GET {path}");
@@ -182,13 +194,18 @@ impl Drop for Daemon {
     }
 }
 
-fn login_failed(ip: &str, i: usize) -> String {
+/// A seed-format `auth.login_failed` at second `i` of 2025-11-21 10:00.
+pub fn login_failed_as(ip: &str, email: &str, i: usize) -> String {
     json!({
         "timestamp": format!("2025-11-21T10:00:{:02}.000Z", i),
         "level": "WARN", "event": "auth.login_failed", "service": "management-server",
-        "fields": {"email": format!("u{i}@example.com"), "ip_address": ip, "reason": "invalid_password"},
+        "fields": {"email": email, "ip_address": ip, "reason": "invalid_password"},
     })
     .to_string()
+}
+
+fn login_failed(ip: &str, i: usize) -> String {
+    login_failed_as(ip, &format!("u{i}@example.com"), i)
 }
 
 #[test]
@@ -207,26 +224,14 @@ fn ingest_over_http_then_read_alerts_incidents_and_decisions() {
     // Ten failures from one IP (seed: 10 in 5 min → block IP), one bad line.
     let mut body: Vec<String> = (0..10).map(|i| login_failed("203.0.113.7", i)).collect();
     body.push("{not json".into());
-    let r = d
-        .req("POST", "/v1/events", Some(&ingest))
-        .body(body.join("\n"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().unwrap();
+    let (status, v) = d.ingest(&ingest, &body.join("\n"));
+    assert_eq!(status, 200);
     assert_eq!(v["accepted"], 10);
     assert_eq!(v["rejected"], 1);
     assert_eq!(v["errors"][0]["line"], 11);
     // A JSON array works too.
     let arr = format!("[{}]", login_failed("198.51.100.1", 0));
-    let v: Value = d
-        .req("POST", "/v1/events", Some(&ingest))
-        .body(arr)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["accepted"], 1);
+    assert_eq!(d.ingest(&ingest, &arr).1["accepted"], 1);
 
     // The alert fires on event time once the lateness (5 s) passes: the
     // engine follows the wall clock when input is idle.
@@ -433,12 +438,7 @@ fn metrics_pass_promtool_check() {
         json!({"timestamp": now, "level": "WARN", "event": "auth.api_key_hmac_failed", "service": "api", "fields": {"key_prefix": "abc"}}),
     ];
     let body: Vec<String> = events.iter().map(Value::to_string).collect();
-    let r = d
-        .req("POST", "/v1/events", Some(&ingest))
-        .body(body.join("\n"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(d.ingest(&ingest, &body.join("\n")).0, 200);
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
         let r = d.req("GET", "/metrics", Some(&viewer)).send().unwrap();

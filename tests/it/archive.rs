@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::api::{Daemon, config, key};
+use super::api::{Daemon, config, key, login_failed_as};
 use super::support::bin;
 
 fn archive_cmd(data: &Path, args: &[&str]) -> std::process::Output {
@@ -24,15 +24,6 @@ fn archive_cmd(data: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn failed_login(ip: &str, email: &str, i: usize) -> String {
-    json!({
-        "timestamp": format!("2025-11-21T10:00:{:02}.000Z", i),
-        "level": "WARN", "event": "auth.login_failed", "service": "management-server",
-        "fields": {"email": email, "ip": ip, "reason": "invalid_password"},
-    })
-    .to_string()
-}
-
 #[test]
 fn run_archives_events_then_cli_verifies_searches_erases_and_catches_tampering() {
     let data = tempfile::tempdir().unwrap();
@@ -44,15 +35,10 @@ fn run_archives_events_then_cli_verifies_searches_erases_and_catches_tampering()
     std::fs::write(&cfg, text).unwrap();
     let d = Daemon::start(data, &cfg);
     let mut body: Vec<String> = (0..6)
-        .map(|i| failed_login("203.0.113.9", "alice@example.com", i))
+        .map(|i| login_failed_as("203.0.113.9", "alice@example.com", i))
         .collect();
-    body.extend((0..4).map(|i| failed_login("198.51.100.4", "bob@example.com", i)));
-    let r = d
-        .req("POST", "/v1/events", Some(&ingest))
-        .body(body.join("\n"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    body.extend((0..4).map(|i| login_failed_as("198.51.100.4", "bob@example.com", i)));
+    assert_eq!(d.ingest(&ingest, &body.join("\n")).0, 200);
     // Searched through the running daemon (which owns the archive).
     let q = "/v1/archive/search?since=1000d&where=event%20%3D%20auth.login_failed%20and%20fields.ip%20%3D%20203.0.113.9";
     let mut hits = Value::Null;
