@@ -285,23 +285,41 @@ fn positive(errs: &mut Vec<FieldError>, field: &str, d: Dur) -> Duration {
     }
 }
 
+/// What probes and the collector check alike: a usable name, a non-empty
+/// service if given, positive interval and timeout.
+fn check_common(
+    errs: &mut Vec<FieldError>,
+    (field, name): (&'static str, &str),
+    service: Option<&str>,
+    interval: Dur,
+    timeout: Dur,
+) -> (Duration, Duration) {
+    if !valid_name(name) {
+        errs.push(FieldError::new(
+            field,
+            "must be 1–128 characters of letters, digits, '_', '.', '-'",
+        ));
+    }
+    if service.is_some_and(|s| s.trim().is_empty()) {
+        errs.push(FieldError::new("service", "must not be empty"));
+    }
+    (
+        positive(errs, "interval", interval),
+        positive(errs, "timeout", timeout),
+    )
+}
+
 impl ProbeConfig {
     /// Every problem of this probe, fields relative to the probe.
     pub fn validate(&self) -> Result<Probe, Vec<FieldError>> {
         let mut errs = Vec::new();
-        if !valid_name(&self.name) {
-            errs.push(FieldError::new(
-                "name",
-                "must be 1–128 characters of letters, digits, '_', '.', '-'",
-            ));
-        }
-        if let Some(s) = &self.service
-            && s.trim().is_empty()
-        {
-            errs.push(FieldError::new("service", "must not be empty"));
-        }
-        let interval = positive(&mut errs, "interval", self.interval);
-        let timeout = positive(&mut errs, "timeout", self.timeout);
+        let (interval, timeout) = check_common(
+            &mut errs,
+            ("name", &self.name),
+            self.service.as_deref(),
+            self.interval,
+            self.timeout,
+        );
 
         let kind = self.kind;
         let mut unused = |set: bool, field: &str| {
@@ -646,19 +664,13 @@ impl fmt::Debug for RedisCollector {
 impl RedisCollectorConfig {
     pub fn validate(&self) -> Result<RedisCollector, Vec<FieldError>> {
         let mut errs = Vec::new();
-        if !valid_name(&self.instance) {
-            errs.push(FieldError::new(
-                "instance",
-                "must be 1–128 characters of letters, digits, '_', '.', '-'",
-            ));
-        }
-        if let Some(s) = &self.service
-            && s.trim().is_empty()
-        {
-            errs.push(FieldError::new("service", "must not be empty"));
-        }
-        let interval = positive(&mut errs, "interval", self.interval);
-        let timeout = positive(&mut errs, "timeout", self.timeout);
+        let (interval, timeout) = check_common(
+            &mut errs,
+            ("instance", &self.instance),
+            self.service.as_deref(),
+            self.interval,
+            self.timeout,
+        );
         let max_backoff = positive(&mut errs, "max_backoff", self.max_backoff);
         if self.scan_count == 0 {
             errs.push(FieldError::new("scan_count", "must be positive"));
