@@ -183,6 +183,42 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `ARCHIVE_BENCH_VERIFY_DIR=DIR`: verify only (for profiling). Writes `n`
+/// events into DIR first when it holds no archive yet (sealed personal
+/// fields when `ARCHIVE_BENCH_PERSONAL=1`), then verifies it `runs` times
+/// with 1 thread and with `threads` threads.
+fn verify_only(dir: &std::path::Path, n: usize, runs: usize, threads: usize) {
+    if !dir.join("meta").exists() {
+        let personal = env("ARCHIVE_BENCH_PERSONAL", 0) == 1;
+        std::fs::create_dir_all(dir).expect("dir");
+        let (rate, _, bytes) = append(dir, &events(n, 86_400_000), personal);
+        println!("wrote {n} events ({bytes} bytes) at {rate:.0} events/s");
+    }
+    let st = FsStorage::new(dir).expect("dir");
+    for t in [1, threads] {
+        let mut wall = Vec::new();
+        let mut cpu = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let c0 = cpu_secs();
+            let r = secmon_archive::verify_archive_with(&st, &keys(), None, t, &mut |_| {})
+                .expect("verify");
+            assert!(r.ok(), "{:?}", r.problems.first());
+            wall.push(r.bytes as f64 / start.elapsed().as_secs_f64() / 1e6);
+            cpu.push(r.bytes as f64 / (cpu_secs() - c0) / 1e6);
+        }
+        println!(
+            "verify ({t} threads): median {:.0} MB/s wall, {:.0} MB per CPU-second (runs: {})",
+            median(wall.clone()),
+            median(cpu),
+            wall.iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
 fn main() {
     let root = std::env::var("ARCHIVE_BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -191,6 +227,10 @@ fn main() {
     let runs = env("ARCHIVE_BENCH_RUNS", 3) as usize;
     let search_n = env("ARCHIVE_BENCH_SEARCH_EVENTS", 10_000_000) as usize;
     let threads = env("ARCHIVE_BENCH_VERIFY_THREADS", 2) as usize;
+    if let Ok(dir) = std::env::var("ARCHIVE_BENCH_VERIFY_DIR") {
+        verify_only(std::path::Path::new(&dir), n, runs, threads);
+        return;
+    }
     let evs = events(n, 86_400_000);
     let json: usize = evs
         .iter()
@@ -203,7 +243,12 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
+    // ARCHIVE_BENCH_ONLY=plain|sealed runs one of the two append cases.
+    let only = std::env::var("ARCHIVE_BENCH_ONLY").unwrap_or_default();
     for personal in [false, true] {
+        if (only == "plain" && personal) || (only == "sealed" && !personal) {
+            continue;
+        }
         let mut rates = Vec::new();
         let mut cpu_rates = Vec::new();
         let mut verify_rates = Vec::new();

@@ -45,6 +45,13 @@ pub trait Storage: Send + Sync {
     fn list(&self, dir: &str) -> io::Result<Vec<String>>;
     /// Whole-file read. `NotFound` when missing.
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// Reads a file from the start, piece by piece: `verify` walks segments
+    /// of hundreds of MB through one small buffer instead of allocating
+    /// (and page-faulting in) a copy of each. `NotFound` when missing. The
+    /// default reads the whole file first.
+    fn open_read(&self, path: &str) -> io::Result<Box<dyn io::Read + Send + '_>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
     fn exists(&self, path: &str) -> io::Result<bool>;
     /// Size in bytes.
     fn size(&self, path: &str) -> io::Result<u64>;
@@ -185,6 +192,10 @@ impl Storage for FsStorage {
 
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path(path)?)
+    }
+
+    fn open_read(&self, path: &str) -> io::Result<Box<dyn io::Read + Send + '_>> {
+        Ok(Box::new(fs::File::open(self.path(path)?)?))
     }
 
     fn exists(&self, path: &str) -> io::Result<bool> {
