@@ -247,6 +247,8 @@ pub struct Archive {
     ks: KeyStore,
     cats: Vec<CatState>,
     nonces: NonceCounter,
+    /// Buffers the encoder reuses from one event to the next.
+    scratch: codec::EncodeScratch,
     appended: Lsn,
     durable: Lsn,
     last_sync: Timestamp,
@@ -398,6 +400,7 @@ impl Archive {
             ks,
             cats,
             nonces: NonceCounter::new(random_array()?),
+            scratch: codec::EncodeScratch::default(),
             appended: 0,
             durable: 0,
             last_sync: now,
@@ -502,6 +505,7 @@ impl Archive {
             ks,
             policy,
             nonces,
+            scratch,
             ..
         } = self;
         let c = &mut cats[ci];
@@ -521,7 +525,8 @@ impl Archive {
         } else {
             None
         };
-        // One key lookup per event when the subject is shared by its fields.
+        // One key lookup per event when the subject is shared by its fields
+        // (they then form one sealed group: one AEAD message per event).
         let mut shared: Option<([u8; 16], Cipher)> = None;
         let mut sealer = |path: &str, v: &Value| -> Result<Option<([u8; 16], Cipher)>> {
             if !personal || !policy.is_personal(path) || v.is_null() {
@@ -537,7 +542,7 @@ impl Archive {
                 None => ks.subject_key(&v.to_key()).map(Some),
             }
         };
-        if let Err(e) = codec::encode_event(ev, &mut sealer, nonces, buf) {
+        if let Err(e) = codec::encode_event_with(ev, &mut sealer, nonces, scratch, buf) {
             buf.truncate(start);
             return Err(e);
         }

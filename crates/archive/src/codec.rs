@@ -15,7 +15,15 @@ use secmon_core::{Event, Fields, SourceId, Str, Timestamp, Value};
 
 use crate::crypto::{Cipher, NONCE_LEN, TAG_LEN};
 
-pub const FORMAT_VERSION: u8 = 1;
+/// Payload version written when some field is sealed: all of a record's
+/// fields sealed under one subject key are one AEAD message (a "sealed
+/// group"), not one message per field.
+pub const FORMAT_VERSION: u8 = 2;
+/// Version 1 payloads sealed each field on its own. Payloads with nothing
+/// sealed are still written as version 1 (the layout is the same), so
+/// readers that predate version 2 read them — audit records in particular,
+/// which `verify` decodes. Both versions are read.
+const V1: u8 = 1;
 /// What an erased (crypto-shredded) field or raw line reads as.
 pub const ERASED: &str = "[erased]";
 const MAX_DEPTH: u32 = 16;
@@ -27,11 +35,17 @@ const T_INT: u8 = 3;
 const T_FLOAT: u8 = 4;
 const T_STR: u8 = 5;
 const T_ARRAY: u8 = 6;
+/// v1 only: a sealed blob whose plaintext is the value.
 const T_SEALED: u8 = 7;
+/// v2 only: the value is the next one in sealed group `varint g`.
+const T_IN_GROUP: u8 = 8;
 
 const RAW_NONE: u8 = 0;
 const RAW_PLAIN: u8 = 1;
+/// v1 only: a sealed blob whose plaintext is the raw line.
 const RAW_SEALED: u8 = 2;
+/// v2 only: the raw line ends the plaintext of sealed group 0.
+const RAW_IN_GROUP: u8 = 3;
 
 /// Nonces for sealed fields: a random 96-bit start per writer, incremented
 /// per use, so two writers (or restarts) sealing under the same subject key
@@ -64,6 +78,18 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Writes `v` as a varint into `buf`; returns its length.
+fn varint_into(buf: &mut [u8; 10], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        buf[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    buf[i] = v as u8;
+    i + 1
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -105,64 +131,132 @@ fn aad(key_id: &[u8; 16], path: &[u8]) -> Vec<u8> {
     a
 }
 
-/// Sealed blob: key id ‖ nonce ‖ varint len ‖ ciphertext+tag.
-fn put_sealed(
+/// The associated data of a v2 sealed group: key id ‖ whether the raw line
+/// is in it ‖ the paths of its fields (varint length ‖ bytes each), so a
+/// group cannot be moved to other fields, nor fields reordered, unnoticed.
+fn group_aad(
     out: &mut Vec<u8>,
-    key: &([u8; 16], Cipher),
-    nonces: &mut NonceCounter,
-    path: &[u8],
-    plain: impl FnOnce(&mut Vec<u8>),
+    key_id: &[u8; 16],
+    raw: bool,
+    paths: &mut dyn Iterator<Item = &str>,
 ) {
-    let nonce = nonces.next_nonce();
-    let mut buf = Vec::new();
-    plain(&mut buf);
-    key.1.seal_tail(&nonce, &aad(&key.0, path), &mut buf, 0);
-    out.extend_from_slice(&key.0);
-    out.extend_from_slice(&nonce);
-    put_bytes(out, &buf);
+    out.clear();
+    out.extend_from_slice(key_id);
+    out.push(u8::from(raw));
+    for p in paths {
+        put_bytes(out, p.as_bytes());
+    }
 }
 
-/// Encodes `ev` into `out`. Each field the sealer gives a key for is sealed
-/// under it; the raw line is sealed under the first such key (it repeats the
-/// personal fields in clear text, so erasure must cover it too).
+/// Buffers [`encode_event_with`] reuses from one event to the next (the
+/// writer keeps one), so sealing allocates nothing per event.
+#[derive(Default)]
+pub struct EncodeScratch {
+    /// Distinct keys of this event's sealed fields, in first-use order.
+    keys: Vec<([u8; 16], Cipher)>,
+    /// Per field: the index in `keys` of its group, if sealed.
+    group: Vec<Option<usize>>,
+    aad: Vec<u8>,
+}
+
+/// [`encode_event_with`] with fresh buffers.
 pub fn encode_event(
     ev: &Event,
     sealer: &mut Sealer<'_>,
     nonces: &mut NonceCounter,
     out: &mut Vec<u8>,
 ) -> Result<(), crate::Error> {
-    out.push(FORMAT_VERSION);
+    encode_event_with(ev, sealer, nonces, &mut EncodeScratch::default(), out)
+}
+
+/// Encodes `ev` into `out`. Each field the sealer gives a key for is sealed
+/// under it; fields sharing a key form one sealed group (one AEAD message,
+/// usually one per event: the subject's), and the raw line joins the first
+/// group (it repeats the personal fields in clear text, so erasure must
+/// cover it too). Nothing sealed: a version-1 payload.
+pub fn encode_event_with(
+    ev: &Event,
+    sealer: &mut Sealer<'_>,
+    nonces: &mut NonceCounter,
+    sc: &mut EncodeScratch,
+    out: &mut Vec<u8>,
+) -> Result<(), crate::Error> {
+    sc.keys.clear();
+    sc.group.clear();
+    for (k, v) in ev.fields.iter() {
+        let g = match sealer(k, v)? {
+            None => None,
+            Some((id, cipher)) => Some(match sc.keys.iter().position(|(i, _)| *i == id) {
+                Some(g) => g,
+                None => {
+                    sc.keys.push((id, cipher));
+                    sc.keys.len() - 1
+                }
+            }),
+        };
+        sc.group.push(g);
+    }
+    let sealed = !sc.keys.is_empty();
+    out.push(if sealed { FORMAT_VERSION } else { V1 });
     out.extend_from_slice(&ev.time.0.to_le_bytes());
     out.extend_from_slice(&ev.received.0.to_le_bytes());
     out.extend_from_slice(&ev.source.0.to_le_bytes());
     out.extend_from_slice(&ev.line.to_le_bytes());
     put_varint(out, ev.fields.len() as u64);
-    let mut raw_key = None;
-    for (k, v) in ev.fields.iter() {
+    for ((k, v), g) in ev.fields.iter().zip(&sc.group) {
         put_bytes(out, k.as_bytes());
-        match sealer(k, v)? {
-            Some(key) => {
-                out.push(T_SEALED);
-                put_sealed(out, &key, nonces, k.as_bytes(), |b| put_value(b, v));
-                if raw_key.is_none() {
-                    raw_key = Some(key);
-                }
+        match g {
+            Some(g) => {
+                out.push(T_IN_GROUP);
+                put_varint(out, *g as u64);
             }
             None => put_value(out, v),
         }
     }
-    match (&ev.raw, raw_key) {
+    match (&ev.raw, sealed) {
         (None, _) => out.push(RAW_NONE),
-        (Some(raw), Some(key)) => {
-            out.push(RAW_SEALED);
-            put_sealed(out, &key, nonces, b"\0raw", |b| {
-                b.extend_from_slice(raw.as_bytes())
-            });
-        }
-        (Some(raw), None) => {
+        (Some(_), true) => out.push(RAW_IN_GROUP),
+        (Some(raw), false) => {
             out.push(RAW_PLAIN);
             put_bytes(out, raw.as_bytes());
         }
+    }
+    if !sealed {
+        return Ok(());
+    }
+    put_varint(out, sc.keys.len() as u64);
+    for (g, (id, cipher)) in sc.keys.iter().enumerate() {
+        let raw = ev.raw.as_deref().filter(|_| g == 0);
+        let members = || {
+            ev.fields
+                .iter()
+                .zip(&sc.group)
+                .filter(move |(_, m)| **m == Some(g))
+                .map(|(kv, _)| kv)
+        };
+        group_aad(
+            &mut sc.aad,
+            id,
+            raw.is_some(),
+            &mut members().map(|(k, _)| k),
+        );
+        let nonce = nonces.next_nonce();
+        out.extend_from_slice(id);
+        out.extend_from_slice(&nonce);
+        // The plaintext is written in place, its length prefix slid in
+        // before it, and it is encrypted where it lies.
+        let at = out.len();
+        for (_, v) in members() {
+            put_value(out, v);
+        }
+        if let Some(raw) = raw {
+            put_bytes(out, raw.as_bytes());
+        }
+        let mut len = [0u8; 10];
+        let n = varint_into(&mut len, (out.len() - at + TAG_LEN) as u64);
+        out.splice(at..at, len[..n].iter().copied());
+        let from = at + n;
+        cipher.seal_tail(&nonce, &sc.aad, out, from);
     }
     Ok(())
 }
@@ -269,49 +363,22 @@ fn open_sealed(
     Ok(Some(buf))
 }
 
-/// Decodes a payload written by [`encode_event`]. Sealed fields whose key
-/// is gone read as [`ERASED`].
+/// Decodes a payload written by [`encode_event`] (version 2, or version 1
+/// from older writers). Sealed fields whose key is gone read as [`ERASED`].
 pub fn decode_event(b: &[u8], open: &mut Opener<'_>) -> Result<Event, DecodeError> {
     let mut r = Rd { b, pos: 0 };
-    if r.u8()? != FORMAT_VERSION {
+    let version = r.u8()?;
+    if version != V1 && version != FORMAT_VERSION {
         return Err("unknown payload version");
     }
     let time = Timestamp(i64::from_le_bytes(r.arr()?));
     let received = Timestamp(i64::from_le_bytes(r.arr()?));
     let source = SourceId(u32::from_le_bytes(r.arr()?));
     let line = u64::from_le_bytes(r.arr()?);
-    let n = r.len()?;
-    let mut fields = Fields::with_capacity(n.min(64));
-    for _ in 0..n {
-        let k = r.str()?;
-        let v = if r.b.get(r.pos) == Some(&T_SEALED) {
-            r.pos += 1;
-            match open_sealed(&mut r, k.as_bytes(), open)? {
-                None => Value::Str(Str::const_new(ERASED)),
-                Some(pt) => {
-                    let mut inner = Rd { b: &pt, pos: 0 };
-                    let v = get_value(&mut inner, 0)?;
-                    if inner.pos != pt.len() {
-                        return Err("trailing bytes in sealed value");
-                    }
-                    v
-                }
-            }
-        } else {
-            get_value(&mut r, 0)?
-        };
-        fields.push(Str::from(k), v);
-    }
-    let raw: Option<Arc<str>> = match r.u8()? {
-        RAW_NONE => None,
-        RAW_PLAIN => Some(Arc::from(r.str()?)),
-        RAW_SEALED => match open_sealed(&mut r, b"\0raw", open)? {
-            None => Some(Arc::from(ERASED)),
-            Some(pt) => Some(Arc::from(
-                String::from_utf8(pt).map_err(|_| "raw line is not UTF-8")?,
-            )),
-        },
-        _ => return Err("unknown raw-line tag"),
+    let (fields, raw) = if version == V1 {
+        fields_v1(&mut r, open)?
+    } else {
+        fields_v2(&mut r, open)?
     };
     if r.pos != b.len() {
         return Err("trailing bytes after event");
@@ -324,6 +391,135 @@ pub fn decode_event(b: &[u8], open: &mut Opener<'_>) -> Result<Event, DecodeErro
         fields,
         raw,
     })
+}
+
+type Body = (Fields, Option<Arc<str>>);
+
+/// Version 1: each sealed field (and the raw line) is its own blob.
+fn fields_v1(r: &mut Rd<'_>, open: &mut Opener<'_>) -> Result<Body, DecodeError> {
+    let n = r.len()?;
+    let mut fields = Fields::with_capacity(n.min(64));
+    for _ in 0..n {
+        let k = r.str()?;
+        let v = if r.b.get(r.pos) == Some(&T_SEALED) {
+            r.pos += 1;
+            match open_sealed(r, k.as_bytes(), open)? {
+                None => Value::Str(Str::const_new(ERASED)),
+                Some(pt) => {
+                    let mut inner = Rd { b: &pt, pos: 0 };
+                    let v = get_value(&mut inner, 0)?;
+                    if inner.pos != pt.len() {
+                        return Err("trailing bytes in sealed value");
+                    }
+                    v
+                }
+            }
+        } else {
+            get_value(r, 0)?
+        };
+        fields.push(Str::from(k), v);
+    }
+    let raw: Option<Arc<str>> = match r.u8()? {
+        RAW_NONE => None,
+        RAW_PLAIN => Some(Arc::from(r.str()?)),
+        RAW_SEALED => match open_sealed(r, b"\0raw", open)? {
+            None => Some(Arc::from(ERASED)),
+            Some(pt) => Some(Arc::from(
+                String::from_utf8(pt).map_err(|_| "raw line is not UTF-8")?,
+            )),
+        },
+        _ => return Err("unknown raw-line tag"),
+    };
+    Ok((fields, raw))
+}
+
+/// Version 2: sealed fields name their group; the groups follow the raw-line
+/// tag, each one AEAD message holding its fields' values in field order
+/// (and, for group 0, the raw line after them).
+fn fields_v2(r: &mut Rd<'_>, open: &mut Opener<'_>) -> Result<Body, DecodeError> {
+    let n = r.len()?;
+    // (path, value or the group it is sealed in); every entry took at least
+    // two bytes of input, so `n` cannot claim more than the input holds.
+    let mut entries: Vec<(&str, Result<Value, usize>)> = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let k = r.str()?;
+        let v = if r.b.get(r.pos) == Some(&T_IN_GROUP) {
+            r.pos += 1;
+            Err(usize::try_from(r.varint()?).map_err(|_| "bad sealed group")?)
+        } else {
+            Ok(get_value(r, 0)?)
+        };
+        entries.push((k, v));
+    }
+    let raw_tag = r.u8()?;
+    let mut raw: Option<Arc<str>> = match raw_tag {
+        RAW_NONE | RAW_IN_GROUP => None,
+        RAW_PLAIN => Some(Arc::from(r.str()?)),
+        _ => return Err("unknown raw-line tag"),
+    };
+    let groups = r.len()?;
+    if groups == 0 {
+        return Err("version 2 payload without sealed groups");
+    }
+    if entries
+        .iter()
+        .any(|(_, v)| matches!(v, Err(g) if *g >= groups))
+    {
+        return Err("field names a sealed group that is not there");
+    }
+    let mut aad = Vec::new();
+    for g in 0..groups {
+        let with_raw = g == 0 && raw_tag == RAW_IN_GROUP;
+        let mut members = entries
+            .iter_mut()
+            .filter(|(_, v)| matches!(v, Err(m) if *m == g))
+            .peekable();
+        if members.peek().is_none() && !with_raw {
+            return Err("sealed group without fields");
+        }
+        let key_id: [u8; 16] = r.arr()?;
+        let nonce: [u8; NONCE_LEN] = r.arr()?;
+        let ct = r.bytes()?;
+        if ct.len() < TAG_LEN {
+            return Err("sealed group too short");
+        }
+        let Some(cipher) = open(&key_id) else {
+            for (_, v) in members {
+                *v = Ok(Value::Str(Str::const_new(ERASED)));
+            }
+            if with_raw {
+                raw = Some(Arc::from(ERASED));
+            }
+            continue;
+        };
+        let mut members: Vec<_> = members.collect();
+        group_aad(
+            &mut aad,
+            &key_id,
+            with_raw,
+            &mut members.iter().map(|(k, _)| *k),
+        );
+        let mut buf = ct.to_vec();
+        let pt = cipher
+            .open_in_place(&nonce, &aad, &mut buf)
+            .ok_or("sealed group does not authenticate under its subject key")?;
+        let mut inner = Rd { b: pt, pos: 0 };
+        for (_, v) in &mut members {
+            *v = Ok(get_value(&mut inner, 0)?);
+        }
+        if with_raw {
+            raw = Some(Arc::from(inner.str()?));
+        }
+        if inner.pos != inner.b.len() {
+            return Err("trailing bytes in sealed group");
+        }
+    }
+    let mut fields = Fields::with_capacity(entries.len());
+    for (k, v) in entries {
+        // Every group was resolved above (or the payload refused).
+        fields.push(Str::from(k), v.map_err(|_| "unresolved sealed field")?);
+    }
+    Ok((fields, raw))
 }
 
 #[cfg(test)]
@@ -370,12 +566,117 @@ mod tests {
         assert_eq!(erased.get("fields.attempt"), Some(&Value::Int(3)));
     }
 
+    /// The version-1 writer (one blob per sealed field), kept to prove
+    /// that payloads written before version 2 still read.
+    fn encode_v1(ev: &Event, key: &([u8; 16], Cipher), sealed: &[&str], out: &mut Vec<u8>) {
+        let mut nonces = NonceCounter::new([9; 12]);
+        let mut seal = |out: &mut Vec<u8>, path: &[u8], plain: &[u8]| {
+            let nonce = nonces.next_nonce();
+            let mut buf = plain.to_vec();
+            key.1.seal_tail(&nonce, &aad(&key.0, path), &mut buf, 0);
+            out.extend_from_slice(&key.0);
+            out.extend_from_slice(&nonce);
+            put_bytes(out, &buf);
+        };
+        out.push(V1);
+        out.extend_from_slice(&ev.time.0.to_le_bytes());
+        out.extend_from_slice(&ev.received.0.to_le_bytes());
+        out.extend_from_slice(&ev.source.0.to_le_bytes());
+        out.extend_from_slice(&ev.line.to_le_bytes());
+        put_varint(out, ev.fields.len() as u64);
+        for (k, v) in ev.fields.iter() {
+            put_bytes(out, k.as_bytes());
+            if sealed.contains(&k) {
+                out.push(T_SEALED);
+                let mut plain = Vec::new();
+                put_value(&mut plain, v);
+                seal(out, k.as_bytes(), &plain);
+            } else {
+                put_value(out, v);
+            }
+        }
+        let raw = ev.raw.as_deref().unwrap_or_default();
+        out.push(RAW_SEALED);
+        seal(out, b"\0raw", raw.as_bytes());
+    }
+
+    #[test]
+    fn version_1_payloads_still_read() {
+        let e = ev();
+        let c = Cipher::new(&[3; 32]);
+        let mut out = Vec::new();
+        encode_v1(
+            &e,
+            &([5; 16], c.clone()),
+            &["fields.email", "fields.ok"],
+            &mut out,
+        );
+        let got = decode_event(&out, &mut |id| (id == &[5; 16]).then(|| c.clone())).unwrap();
+        assert_eq!(got, e);
+        let erased = decode_event(&out, &mut |_| None).unwrap();
+        assert_eq!(erased.get("fields.email"), Some(&Value::from(ERASED)));
+        assert_eq!(erased.get("fields.ok"), Some(&Value::from(ERASED)));
+        assert_eq!(erased.raw.as_deref(), Some(ERASED));
+        assert_eq!(erased.get("fields.attempt"), Some(&Value::Int(3)));
+    }
+
+    /// Fields under two keys make two groups, one AEAD message each; erasing
+    /// one key erases exactly its fields (and the raw line with group 0);
+    /// a group does not open under the other key or with its fields renamed.
+    #[test]
+    fn groups_per_key() {
+        let e = ev();
+        let (a, b) = (Cipher::new(&[3; 32]), Cipher::new(&[4; 32]));
+        let mut n = NonceCounter::new([1; 12]);
+        let mut out = Vec::new();
+        let mut sealer = |p: &str, _: &Value| {
+            Ok(match p {
+                "fields.email" | "fields.ratio" => Some(([1; 16], a.clone())),
+                "fields.ok" => Some(([2; 16], b.clone())),
+                _ => None,
+            })
+        };
+        encode_event(&e, &mut sealer, &mut n, &mut out).unwrap();
+        assert_eq!(out[0], FORMAT_VERSION);
+        assert!(!out.windows(5).any(|w| w == b"alice"));
+        let both = |id: &[u8; 16]| match id {
+            [1, ..] => Some(a.clone()),
+            [2, ..] => Some(b.clone()),
+            _ => None,
+        };
+        assert_eq!(decode_event(&out, &mut |id| both(id)).unwrap(), e);
+        let only_b = decode_event(&out, &mut |id| both(id).filter(|_| id[0] == 2)).unwrap();
+        assert_eq!(only_b.get("fields.email"), Some(&Value::from(ERASED)));
+        assert_eq!(only_b.get("fields.ratio"), Some(&Value::from(ERASED)));
+        assert_eq!(only_b.raw.as_deref(), Some(ERASED));
+        assert_eq!(only_b.get("fields.ok"), Some(&Value::Bool(false)));
+        let only_a = decode_event(&out, &mut |id| both(id).filter(|_| id[0] == 1)).unwrap();
+        assert_eq!(only_a.get("fields.ok"), Some(&Value::from(ERASED)));
+        assert_eq!(only_a.get("fields.email"), e.get("fields.email"));
+        assert_eq!(only_a.raw, e.raw);
+        // Wrong key for a group: refused, not read as erased.
+        assert!(decode_event(&out, &mut |_| Some(a.clone())).is_err());
+        // A field renamed (same length) breaks its group's AAD.
+        let at = out.windows(12).position(|w| w == b"fields.email").unwrap();
+        let mut renamed = out.clone();
+        renamed[at + 7] = b'E';
+        assert!(decode_event(&renamed, &mut |id| both(id)).is_err());
+    }
+
     #[test]
     fn truncations_never_panic() {
         let mut out = Vec::new();
         let mut n = NonceCounter::new([0; 12]);
         encode_event(&ev(), &mut |_, _| Ok(None), &mut n, &mut out).unwrap();
         for i in 0..out.len() {
+            assert!(decode_event(&out[..i], &mut |_| None).is_err());
+        }
+        let c = Cipher::new(&[3; 32]);
+        let mut out = Vec::new();
+        let mut sealer = |p: &str, _: &Value| Ok(p.contains('e').then(|| ([5; 16], c.clone())));
+        encode_event(&ev(), &mut sealer, &mut n, &mut out).unwrap();
+        for i in 0..out.len() {
+            assert!(decode_event(&out[..i], &mut |_| Some(c.clone())).is_err());
             assert!(decode_event(&out[..i], &mut |_| None).is_err());
         }
     }

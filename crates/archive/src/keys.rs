@@ -69,8 +69,9 @@ pub struct KeyStore {
     subjects: HashMap<[u8; 16], SubjectEntry>,
     by_lookup: HashMap<[u8; 32], [u8; 16]>,
     subject_cache: HashMap<[u8; 16], Cipher>,
-    /// Subject string → key id for recently seen subjects (writer only).
-    recent: HashMap<Box<str>, [u8; 16]>,
+    /// Subject string → key id and cipher for recently seen subjects
+    /// (writer only): one hash lookup per sealed event, no HMAC, no unwrap.
+    recent: HashMap<Box<str>, ([u8; 16], Cipher)>,
     /// Bytes appended but not yet written/synced.
     pending: Vec<u8>,
     /// Length and running digest of what is in the file.
@@ -351,16 +352,14 @@ impl KeyStore {
     /// The key of `subject`, created (and queued for the file) when new.
     pub fn subject_key(&mut self, subject: &str) -> Result<([u8; 16], Cipher)> {
         // Recent subjects skip the HMAC (bounded like the key cache).
-        if let Some(id) = self.recent.get(subject).copied()
-            && let Some(c) = self.subject_cache.get(&id)
-        {
-            return Ok((id, c.clone()));
+        if let Some(hit) = self.recent.get(subject) {
+            return Ok(hit.clone());
         }
         let r = self.subject_key_slow(subject)?;
         if self.recent.len() >= SUBJECT_CACHE_MAX {
             self.recent.clear();
         }
-        self.recent.insert(subject.into(), r.0);
+        self.recent.insert(subject.into(), r.clone());
         Ok(r)
     }
 
@@ -506,7 +505,7 @@ impl KeyStore {
         self.subjects.remove(&id);
         self.subject_cache.remove(&id);
         // The plain subject string must not outlive its key in memory either.
-        self.recent.retain(|_, v| *v != id);
+        self.recent.retain(|_, v| v.0 != id);
         Some(id)
     }
 
