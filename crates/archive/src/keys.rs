@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 
 use hmac::{Hmac, KeyInit, Mac};
+use secmon_core::Str;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{Cipher, Keys, MasterKey, NONCE_LEN, TAG_LEN, WRAPPED_LEN, random_array};
@@ -71,7 +72,9 @@ pub struct KeyStore {
     subject_cache: HashMap<[u8; 16], Cipher>,
     /// Subject string → key id and cipher for recently seen subjects
     /// (writer only): one hash lookup per sealed event, no HMAC, no unwrap.
-    recent: HashMap<Box<str>, ([u8; 16], Cipher)>,
+    /// Keys are inline strings (up to 24 bytes: most user ids, emails and
+    /// addresses), so the lookup does not chase a pointer to compare them.
+    recent: HashMap<Str, ([u8; 16], Cipher)>,
     /// Bytes appended but not yet written/synced.
     pending: Vec<u8>,
     /// Length and running digest of what is in the file.
@@ -359,7 +362,7 @@ impl KeyStore {
         if self.recent.len() >= SUBJECT_CACHE_MAX {
             self.recent.clear();
         }
-        self.recent.insert(subject.into(), r.clone());
+        self.recent.insert(Str::from(subject), r.clone());
         Ok(r)
     }
 
