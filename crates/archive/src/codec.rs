@@ -80,16 +80,19 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// Writes `v` as a varint into `buf`; returns its length.
-fn varint_into(buf: &mut [u8; 10], mut v: u64) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        buf[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
+/// Bytes [`put_varint`] writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes [`put_value`] writes for `v`.
+fn value_len(v: &Value) -> usize {
+    1 + match v {
+        Value::Null | Value::Bool(_) => 0,
+        Value::Int(_) | Value::Float(_) => 8,
+        Value::Str(s) => varint_len(s.len() as u64) + s.len(),
+        Value::Array(a) => varint_len(a.len() as u64) + a.iter().map(value_len).sum::<usize>(),
     }
-    buf[i] = v as u8;
-    i + 1
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -243,19 +246,19 @@ pub fn encode_event_with(
         let nonce = nonces.next_nonce();
         out.extend_from_slice(id);
         out.extend_from_slice(&nonce);
-        // The plaintext is written in place, its length prefix slid in
-        // before it, and it is encrypted where it lies.
-        let at = out.len();
+        // The plaintext is written in place after its length prefix and
+        // encrypted where it lies.
+        let pt_len = members().map(|(_, v)| value_len(v)).sum::<usize>()
+            + raw.map_or(0, |r| varint_len(r.len() as u64) + r.len());
+        put_varint(out, (pt_len + TAG_LEN) as u64);
+        let from = out.len();
         for (_, v) in members() {
             put_value(out, v);
         }
         if let Some(raw) = raw {
             put_bytes(out, raw.as_bytes());
         }
-        let mut len = [0u8; 10];
-        let n = varint_into(&mut len, (out.len() - at + TAG_LEN) as u64);
-        out.splice(at..at, len[..n].iter().copied());
-        let from = at + n;
+        debug_assert_eq!(out.len() - from, pt_len);
         cipher.seal_tail(&nonce, &sc.aad, out, from);
     }
     Ok(())
@@ -661,6 +664,34 @@ mod tests {
         let mut renamed = out.clone();
         renamed[at + 7] = b'E';
         assert!(decode_event(&renamed, &mut |id| both(id)).is_err());
+    }
+
+    #[test]
+    fn encoded_lengths_are_exact() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(varint_len(v), b.len(), "{v}");
+        }
+        let e = ev();
+        for (_, v) in e.fields.iter() {
+            let mut b = Vec::new();
+            put_value(&mut b, v);
+            assert_eq!(value_len(v), b.len(), "{v:?}");
+        }
+        let long = Value::from("x".repeat(300).as_str());
+        let mut b = Vec::new();
+        put_value(&mut b, &long);
+        assert_eq!(value_len(&long), b.len());
     }
 
     #[test]

@@ -167,8 +167,14 @@ impl Cipher {
                 first = false;
             }
             for (k, chunk) in stream.zip(chunks.by_ref()) {
-                for (d, k) in chunk.iter_mut().zip(k.iter()) {
-                    *d ^= *k;
+                if let Ok(full) = <&mut [u8; 16]>::try_from(&mut *chunk) {
+                    // Whole blocks as one 128-bit XOR.
+                    let x = u128::from_ne_bytes(*full) ^ u128::from_ne_bytes(k.0);
+                    *full = x.to_ne_bytes();
+                } else {
+                    for (d, k) in chunk.iter_mut().zip(k.iter()) {
+                        *d ^= *k;
+                    }
                 }
             }
             if chunks.len() == 0 {

@@ -626,6 +626,17 @@ struct Pending {
 }
 
 impl Pending {
+    /// Queues the tag check of record `seq` at file offset `offset`;
+    /// `false` (nothing queued) when the batch is full or the record is
+    /// shorter than a tag.
+    fn push(&mut self, seq: u64, offset: u64, aad: &[u8], sealed: &[u8]) -> bool {
+        let ok = self.batch.push(&format::record_nonce(seq), aad, sealed);
+        if ok {
+            self.recs.push((seq, offset));
+        }
+        ok
+    }
+
     /// Checks the queued tags; the problem of the first bad one (its seq)
     /// if any. Called when the batch is full, at the end of the segment and
     /// before any other problem is reported, so the first problem in file
@@ -723,54 +734,55 @@ fn check_segment(cx: Ctx<'_>, job: &Job<'_>, read: &mut dyn FnMut(u64)) -> SegRe
     };
     let mut pos = h.len;
     loop {
-        let (offset, seq, kind, frame_end) = match Frames::new(&w.buf[..w.end], pos).next_record() {
-            Next::Record(rec) => {
-                hash = format::chain(&hash, rec.frame);
-                let sealed = (!is_audit)
-                    .then_some(rec.sealed)
-                    .filter(|_| rec.kind == want_kind && rec.seq == next);
-                if let Some(sealed) = sealed {
-                    // `Frames` only yields records longer than a tag.
-                    pending
-                        .batch
-                        .push(&format::record_nonce(rec.seq), rec.aad(), sealed);
-                    pending.recs.push((rec.seq, w.base + rec.offset));
+        let (offset, seq, kind, frame_end, queued) =
+            match Frames::new(&w.buf[..w.end], pos).next_record() {
+                Next::Record(rec) => {
+                    hash = format::chain(&hash, rec.frame);
+                    let sealed = (!is_audit)
+                        .then_some(rec.sealed)
+                        .filter(|_| rec.kind == want_kind && rec.seq == next);
+                    // `Frames` only yields records long enough for a tag, and a
+                    // full batch was checked after the previous record, so the
+                    // push cannot fail; if it did, the record is reported below.
+                    let queued = sealed.is_none_or(|sealed| {
+                        pending.push(rec.seq, w.base + rec.offset, rec.aad(), sealed)
+                    });
+                    (
+                        w.base + rec.offset,
+                        rec.seq,
+                        rec.kind,
+                        pos + rec.frame.len() + 4,
+                        queued,
+                    )
                 }
-                (
-                    w.base + rec.offset,
-                    rec.seq,
-                    rec.kind,
-                    pos + rec.frame.len() + 4,
-                )
-            }
-            Next::End | Next::Torn { .. } if !w.eof => {
-                match w.refill(pos) {
-                    Ok(n) => read(n),
-                    Err(e) => {
-                        r.io_error = Some(io_err(path)(e));
-                        return r;
+                Next::End | Next::Torn { .. } if !w.eof => {
+                    match w.refill(pos) {
+                        Ok(n) => read(n),
+                        Err(e) => {
+                            r.io_error = Some(io_err(path)(e));
+                            return r;
+                        }
                     }
+                    pos = 0;
+                    continue;
                 }
-                pos = 0;
-                continue;
-            }
-            Next::End => break,
-            Next::Torn { offset, what } => {
-                let p = problem(
-                    path,
-                    Some(next),
-                    Some(w.base + offset),
-                    format!("{what} (segment truncated or torn)"),
-                );
-                fail(&mut r, &mut pending, p);
-                return r;
-            }
-            Next::Bad { offset, what } => {
-                let p = problem(path, Some(next), Some(w.base + offset), what);
-                fail(&mut r, &mut pending, p);
-                return r;
-            }
-        };
+                Next::End => break,
+                Next::Torn { offset, what } => {
+                    let p = problem(
+                        path,
+                        Some(next),
+                        Some(w.base + offset),
+                        format!("{what} (segment truncated or torn)"),
+                    );
+                    fail(&mut r, &mut pending, p);
+                    return r;
+                }
+                Next::Bad { offset, what } => {
+                    let p = problem(path, Some(next), Some(w.base + offset), what);
+                    fail(&mut r, &mut pending, p);
+                    return r;
+                }
+            };
         if seq != next {
             let p = problem(
                 path,
@@ -789,6 +801,16 @@ fn check_segment(cx: Ctx<'_>, job: &Job<'_>, read: &mut dyn FnMut(u64)) -> SegRe
                 Some(next),
                 Some(offset),
                 format!("record kind {kind} in category {name}"),
+            );
+            fail(&mut r, &mut pending, p);
+            return r;
+        }
+        if !queued {
+            let p = problem(
+                path,
+                Some(next),
+                Some(offset),
+                "AEAD tag could not be checked (record too short for one)",
             );
             fail(&mut r, &mut pending, p);
             return r;
