@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use secmon_core::{Event, Timestamp};
 use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Resolve, Rule, Ruleset, Verdict};
-use secmon_parse::{LineCtx, LineParser, ParseError, SshdConns};
+use secmon_parse::{LineCtx, LineParser, ParseError, Projection, SshdConns};
 
 use crate::summary::{Located, Summary};
 
@@ -73,6 +73,20 @@ pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64)
             line,
             message: format!("line of {len} bytes exceeds the maximum line length; skipped"),
         });
+}
+
+/// The event fields detection reads: the ruleset's
+/// ([`Ruleset::event_paths`]) plus the sshd correlator's. `replay` without a
+/// response plan has its parsers store only these, so the parser threads
+/// skip building what no rule reads (an sshd line's message, program,
+/// port…) and the engine thread moves, buffers and frees small events; the
+/// verdicts are the same, since nothing after the parser reads anything
+/// else. Not for `run` (the archive keeps whole events) nor for a dry-run
+/// plan (incident evidence shows whole events).
+pub fn projection(ruleset: &Ruleset) -> Projection {
+    let mut paths = ruleset.event_paths();
+    paths.extend(secmon_parse::sshd_conn::READS);
+    Projection::new(paths)
 }
 
 /// Where verdicts go. Any `FnMut(&Rule, &Fire)` is a sink that ignores

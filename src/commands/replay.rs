@@ -53,7 +53,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.year.is_some() {
         runtime.parse.syslog.year = args.year;
     }
-    let parser = match runtime.parser_for(args.format.into()) {
+    let mut parser = match runtime.parser_for(args.format.into()) {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");
@@ -88,6 +88,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
+    // The parser was just built, so it is not shared yet.
+    if matches!(args.respond, RespondMode::Off)
+        && let Some(p) = Arc::get_mut(&mut parser)
+    {
+        p.set_projection(pipeline::projection(&runtime.ruleset));
+    }
     let mut summary = Summary::new(args.max_errors);
     let store = match args.respond {
         RespondMode::DryRun => {

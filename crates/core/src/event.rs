@@ -44,6 +44,11 @@ impl Fields {
         }
     }
 
+    /// Keeps only the fields `keep` accepts, in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|(k, _)| keep(k));
+    }
+
     /// Appends without checking for an existing key; for parsers that know
     /// their keys are distinct.
     pub fn push(&mut self, path: Str, value: Value) {

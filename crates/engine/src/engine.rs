@@ -487,11 +487,10 @@ impl Engine {
             self.last_metric_data = Some(t);
             self.quiet_evaluated = false;
         }
-        let rs = Arc::clone(&self.rs);
         // Taken out for the loop so `apply` can borrow the engine mutably.
         let dispatch = std::mem::take(&mut self.dispatch);
         for &ri in dispatch.get(name) {
-            self.apply(&rs, ri as usize, &ev, t, out);
+            self.apply(ri as usize, &ev, t, out);
         }
         self.dispatch = dispatch;
     }
@@ -514,8 +513,11 @@ impl Engine {
         true
     }
 
-    fn apply(&mut self, rs: &Ruleset, i: usize, ev: &Event, t: i64, out: &mut Vec<Verdict>) {
-        let rule = &rs.rules()[i];
+    /// Borrows the rule from `self.rs` field-wise rather than through a
+    /// cloned `Arc`: two atomic operations per event were a tenth of the
+    /// engine's own time on sshd logs.
+    fn apply(&mut self, i: usize, ev: &Event, t: i64, out: &mut Vec<Verdict>) {
+        let rule = &self.rs.rules()[i];
         if !rule.condition().matches(ev) {
             return;
         }

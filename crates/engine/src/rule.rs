@@ -430,6 +430,45 @@ impl Ruleset {
     pub fn position(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
     }
+
+    /// Every event field the engine can read when evaluating this ruleset:
+    /// `event` (dispatch), each rule's condition, group_by and detector
+    /// fields, and each metric's condition and value field. Enabled or not,
+    /// every rule counts, so the answer does not depend on runtime toggles.
+    /// An event reduced to these fields gets exactly the verdicts the whole
+    /// event gets, which lets `replay` drop what no rule reads (an sshd
+    /// line's message, port, program…) before it crosses threads.
+    pub fn event_paths<'a>(&'a self) -> std::collections::BTreeSet<&'a str> {
+        let mut out = std::collections::BTreeSet::new();
+        out.insert(secmon_core::event::names::EVENT);
+        let mut add = |p: &'a str| {
+            out.insert(p);
+        };
+        for r in &self.rules {
+            r.condition.paths(&mut add);
+            for g in &r.group_by {
+                add(g.as_str());
+            }
+            match &r.detector {
+                Detector::Threshold {
+                    weight: Some(w), ..
+                } => add(w.as_str()),
+                Detector::Distinct { field, .. } => add(field.as_str()),
+                Detector::State { when } => when.paths(&mut add),
+                Detector::Threshold { weight: None, .. }
+                | Detector::Single
+                | Detector::Metric { .. }
+                | Detector::Absence { .. } => {}
+            }
+        }
+        for m in &self.metrics {
+            m.condition.paths(&mut add);
+            if let Some(f) = &m.field {
+                add(f.as_str());
+            }
+        }
+        out
+    }
 }
 
 /// Compiles an item's optional `match:`; a problem is recorded under

@@ -117,3 +117,50 @@ fn valid_ruleset_exposes_rules() {
     assert!(!rs.rule(1).enabled());
     assert_eq!(rs.rules().len(), 2);
 }
+
+/// Every field any rule or metric reads is in `event_paths`, and nothing
+/// else: replay's parsers store only these.
+#[test]
+fn event_paths_lists_what_rules_and_metrics_read() {
+    let rs = build(
+        r#"
+- id: a
+  severity: low
+  match: "event = x and (fields.code >= 500 or not exists(fields.ok)) and fields.ip in 10.0.0.0/8"
+  group_by: [fields.ip, service]
+  detector: {type: threshold, count: 3, window: 1m, weight: fields.n}
+- id: b
+  severity: low
+  match: {event: y, fields.path: {contains: admin}}
+  detector: {type: distinct, field: fields.user, count: 3, window: 1m}
+- id: c
+  severity: low
+  match: "event = z"
+  detector: {type: state, when: "fields.state = down"}
+"#,
+        r#"
+- name: lat
+  type: histogram
+  match: "event = req and fields.route ~ '^/api'"
+  field: fields.ms
+"#,
+    )
+    .unwrap();
+    let paths: Vec<&str> = rs.event_paths().into_iter().collect();
+    assert_eq!(
+        paths,
+        [
+            "event",
+            "fields.code",
+            "fields.ip",
+            "fields.ms",
+            "fields.n",
+            "fields.ok",
+            "fields.path",
+            "fields.route",
+            "fields.state",
+            "fields.user",
+            "service",
+        ]
+    );
+}

@@ -18,6 +18,7 @@ pub mod error;
 mod fields;
 pub mod json;
 pub mod pattern;
+pub mod project;
 mod sshd;
 pub mod sshd_conn;
 pub mod syslog;
@@ -34,6 +35,7 @@ pub use config::{
     TimestampCapture,
 };
 pub use error::{ConfigError, ParseError};
+pub use project::Projection;
 pub use sshd_conn::{ConnConfig, ConnStats, SshdConns};
 
 use crate::fields::Aliases;
@@ -113,6 +115,50 @@ pub struct LineParser {
     aliases: Aliases,
     syslog: SyslogPlan,
     patterns: Patterns,
+    project: Option<Arc<Projection>>,
+    header: HeaderKeep,
+}
+
+/// Which syslog header fields a [`Projection`] keeps, decided once.
+#[derive(Debug, Clone, Copy)]
+struct HeaderKeep {
+    host: bool,
+    program: bool,
+    pid: bool,
+    msgid: bool,
+    facility: bool,
+    severity: bool,
+    level: bool,
+    message: bool,
+    sd: bool,
+}
+
+impl HeaderKeep {
+    const ALL: HeaderKeep = HeaderKeep {
+        host: true,
+        program: true,
+        pid: true,
+        msgid: true,
+        facility: true,
+        severity: true,
+        level: true,
+        message: true,
+        sd: true,
+    };
+
+    fn of(p: &Projection) -> HeaderKeep {
+        HeaderKeep {
+            host: p.keeps("host"),
+            program: p.keeps("program"),
+            pid: p.keeps("pid"),
+            msgid: p.keeps("msgid"),
+            facility: p.keeps("facility"),
+            severity: p.keeps("severity"),
+            level: p.keeps("level"),
+            message: p.keeps(secmon_core::event::names::MESSAGE),
+            sd: p.keeps_prefix("sd."),
+        }
+    }
 }
 
 impl LineParser {
@@ -273,7 +319,16 @@ impl LineParser {
                 tz,
             },
             patterns,
+            project: None,
+            header: HeaderKeep::ALL,
         })
+    }
+
+    /// Stores only the fields `p` keeps from now on (see [`project`]).
+    pub fn set_projection(&mut self, p: Projection) {
+        self.header = HeaderKeep::of(&p);
+        self.patterns.set_projection(&p);
+        self.project = Some(Arc::new(p));
     }
 
     pub fn format(&self) -> Format {
@@ -323,10 +378,16 @@ impl LineParser {
         let matched = match self.format {
             Format::Json => {
                 event.time = self.json(body, ctx, &mut event.fields)?;
+                if let Some(p) = &self.project {
+                    p.apply(&mut event.fields);
+                }
                 None
             }
             Format::Auto if body.as_bytes().first() == Some(&b'{') => {
                 event.time = self.json(body, ctx, &mut event.fields)?;
+                if let Some(p) = &self.project {
+                    p.apply(&mut event.fields);
+                }
                 None
             }
             Format::Text => self.text(text, ctx, &mut event)?,
@@ -364,10 +425,13 @@ impl LineParser {
             .patterns
             .find(text, None, &mut ctx.scratch)
             .ok_or(ParseError::NoMatch)?;
-        match self
-            .patterns
-            .apply(pos, text, &ctx.scratch, &mut event.fields)?
-        {
+        match self.patterns.apply(
+            pos,
+            text,
+            &ctx.scratch,
+            &mut event.fields,
+            self.project.as_deref(),
+        )? {
             Some(t) => event.time = t,
             None => {
                 return Err(ParseError::MissingTimestamp {
@@ -397,47 +461,60 @@ impl LineParser {
             } => self.bsd_time(ctx, month, day, hour, min, sec, ms)?,
         };
         let f = &mut event.fields;
-        if let Some(host) = h.host {
+        let keep = self.header;
+        if let Some(host) = h.host.filter(|_| keep.host) {
             f.push(Str::const_new("host"), Value::from(host));
         }
-        if let Some(p) = h.program {
+        if let Some(p) = h.program.filter(|_| keep.program) {
             f.push(Str::const_new("program"), Value::from(p));
         }
-        if let Some(pid) = h.pid {
+        if let Some(pid) = h.pid.filter(|_| keep.pid) {
             let v = pid
                 .parse::<i64>()
                 .map(Value::Int)
                 .unwrap_or_else(|_| Value::from(pid));
             f.push(Str::const_new("pid"), v);
         }
-        if let Some(m) = h.msgid {
+        if let Some(m) = h.msgid.filter(|_| keep.msgid) {
             f.push(Str::const_new("msgid"), Value::from(m));
         }
         if let Some(pri) = h.pri {
             let (fac, sev) = (usize::from(pri >> 3), usize::from(pri & 7));
-            if let Some(name) = FACILITIES.get(fac) {
+            if let Some(name) = FACILITIES.get(fac).filter(|_| keep.facility) {
                 f.push(Str::const_new("facility"), Value::from(*name));
             }
-            f.push(Str::const_new("severity"), Value::from(SEVERITIES[sev]));
-            f.push(Str::const_new("level"), Value::from(LEVELS[sev]));
+            if keep.severity {
+                f.push(Str::const_new("severity"), Value::from(SEVERITIES[sev]));
+            }
+            if keep.level {
+                f.push(Str::const_new("level"), Value::from(LEVELS[sev]));
+            }
         }
-        if let Some(sd) = h.sd {
+        if let Some(sd) = h.sd.filter(|_| keep.sd) {
+            let project = self.project.as_deref();
             syslog::walk_sd(sd, |id, name, v| {
                 let key = format!("sd.{id}.{name}");
-                f.insert(key, Value::Str(Str::from(v.as_ref())));
+                if project.is_none_or(|p| p.keeps(&key)) {
+                    f.insert(key, Value::Str(Str::from(v.as_ref())));
+                }
             });
         }
-        f.push(Str::const_new("message"), Value::from(h.message));
+        if keep.message {
+            f.push(Str::const_new("message"), Value::from(h.message));
+        }
         if self.patterns.is_empty() {
             return Ok(None);
         }
         let Some(pos) = self.patterns.find(h.message, h.program, &mut ctx.scratch) else {
             return Ok(None);
         };
-        if let Some(t) = self
-            .patterns
-            .apply(pos, h.message, &ctx.scratch, &mut event.fields)?
-        {
+        if let Some(t) = self.patterns.apply(
+            pos,
+            h.message,
+            &ctx.scratch,
+            &mut event.fields,
+            self.project.as_deref(),
+        )? {
             event.time = t;
         }
         Ok(self.patterns.patterns.get(pos).map(|p| p.index))

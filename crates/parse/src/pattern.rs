@@ -33,6 +33,7 @@ use secmon_core::{Fields, Str, Timestamp, Value};
 use crate::config::{FieldType, PatternConfig, TimeFormat, TimestampCapture};
 use crate::error::{ConfigError, ParseError};
 use crate::fields::{Aliases, Kind, convert, put, valid_path, valid_segment};
+use crate::project::Projection;
 use crate::sshd::{self, Caps, FastFn};
 use crate::timefmt::TimeParser;
 
@@ -98,6 +99,9 @@ struct CapPlan {
     key: Str,
     kind: Kind,
     renamed: bool,
+    /// Stored in the event; false only for captures a [`Projection`]
+    /// drops (they are still converted, so bad values still reject).
+    keep: bool,
 }
 
 #[derive(Debug)]
@@ -271,6 +275,7 @@ pub(crate) fn compile(
             key: Str::from(key),
             kind,
             renamed,
+            keep: true,
         });
     }
     if errs.len() > before {
@@ -582,6 +587,7 @@ impl Patterns {
         hay: &str,
         scratch: &Scratch,
         fields: &mut Fields,
+        project: Option<&Projection>,
     ) -> Result<Option<Timestamp>, ParseError> {
         let Some(p) = self.patterns.get(pos) else {
             return Ok(None);
@@ -599,12 +605,16 @@ impl Patterns {
                 continue;
             };
             let text = hay.get(s..e).unwrap_or("");
+            // Converted even when not kept: a bad value rejects the line
+            // whatever the projection.
             let v = convert(text, c.kind).map_err(|expected| ParseError::BadField {
                 field: c.key.to_string(),
                 value: secmon_core::time::truncate(text),
                 expected,
             })?;
-            put(fields, &c.key, v, c.renamed);
+            if c.keep {
+                put(fields, &c.key, v, c.renamed);
+            }
         }
         let mut time = None;
         if let Some(ts) = &p.ts
@@ -624,8 +634,27 @@ impl Patterns {
         }
         if let Some(post) = p.post {
             post(fields);
+            if let Some(pr) = project {
+                pr.apply(fields);
+            }
         }
         Ok(time)
+    }
+
+    /// Decides once which captures and constant fields each pattern stores
+    /// under `project`. A pattern with a post-processing hook keeps
+    /// everything (the hook may read any capture) and is projected after
+    /// the hook, in [`Patterns::apply`].
+    pub(crate) fn set_projection(&mut self, project: &Projection) {
+        for p in &mut self.patterns {
+            if p.post.is_some() {
+                continue;
+            }
+            p.statics.retain(|(k, _)| project.keeps(k));
+            for c in &mut p.caps {
+                c.keep = project.keeps(&c.key);
+            }
+        }
     }
 
     /// The name of the timestamp capture of the pattern at `pos`, for the

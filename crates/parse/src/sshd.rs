@@ -581,7 +581,7 @@ mod tests {
         let pos = p.find(msg, Some("sshd"), sc)?;
         let mut f = Fields::new();
         let r = p
-            .apply(pos, msg, sc, &mut f)
+            .apply(pos, msg, sc, &mut f, None)
             .map(|_| f)
             .map_err(|e| e.to_string());
         Some((pos, r))

@@ -38,12 +38,19 @@
 //! takes a time from the caller), at most `max_open` pending connections.
 //! Events without a `pid` cannot be correlated and are left alone.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use secmon_core::{Event, Fields, Str, Timestamp, Value};
 
 /// Name of the derived event.
 pub const UNANSWERED: &str = "sshd.invalid_user_unanswered";
+
+/// The fields the correlator itself reads (the name and the connection
+/// key). What it copies into derived events beyond these matters only to
+/// the rules, which say so themselves.
+pub const READS: [&str; 3] = ["event", "host", "pid"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnConfig {
@@ -97,7 +104,9 @@ struct Pending {
 #[derive(Debug)]
 pub struct SshdConns {
     cfg: ConnConfig,
-    open: HashMap<Key, Pending>,
+    /// Fx, not SipHash: keys come from the logged host and pid, and the
+    /// map is bounded by `max_open`, so hash flooding cannot grow it.
+    open: FxHashMap<Key, Pending>,
     /// (seq, key) in insertion order; entries whose seq no longer matches
     /// `open` are stale and skipped.
     order: VecDeque<(u64, Key)>,
@@ -138,7 +147,7 @@ impl SshdConns {
                 max_open: cfg.max_open.max(1),
                 ..cfg
             },
-            open: HashMap::new(),
+            open: FxHashMap::default(),
             order: VecDeque::new(),
             seq: 0,
             now: Timestamp::MIN,

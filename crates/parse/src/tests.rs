@@ -827,3 +827,56 @@ fn parser_is_send_sync_and_ctx_is_reusable_across_parsers() {
         .event;
     assert_eq!(s(e.get("fields.z")), Some("C"));
 }
+
+/// A projected parser returns, for every line of real and seed logs, the
+/// same result as the full parser with the projection applied afterwards:
+/// the same errors (captures it drops are still validated) and the same
+/// kept fields in the same order.
+#[test]
+fn projection_equals_parse_then_filter() {
+    let full = parser(&[]);
+    let paths = [
+        "host",
+        "pid",
+        "fields.ip",
+        "fields.user",
+        "fields.repeat",
+        "fields.rhost",
+        "level",
+        "service",
+    ];
+    let mut projected = parser(&[]);
+    projected.set_projection(crate::Projection::new(paths));
+    let project = crate::Projection::new(paths);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/");
+    let mut compared = 0;
+    for f in [
+        "loghub/OpenSSH_2k.log",
+        "loghub/Linux_2k.log",
+        "loghub/Apache_2k.log",
+        "seeds/app-events.jsonl",
+        "seeds/application.log",
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}{f}")).expect("fixture");
+        let (mut a, mut b) = (
+            ctx_at("2024-12-10T12:00:00Z"),
+            ctx_at("2024-12-10T12:00:00Z"),
+        );
+        for (i, line) in text.lines().enumerate() {
+            let x = full.parse_line(line.as_bytes(), &mut a).map(|mut p| {
+                project.apply(&mut p.event.fields);
+                (p.matched, p.event)
+            });
+            let y = projected
+                .parse_line(line.as_bytes(), &mut b)
+                .map(|p| (p.matched, p.event));
+            match (x, y) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{f}:{}", i + 1),
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "{f}:{}", i + 1),
+                (x, y) => panic!("{f}:{}: {x:?} vs {y:?}", i + 1),
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 6000, "{compared} lines");
+}

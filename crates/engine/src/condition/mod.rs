@@ -115,6 +115,23 @@ impl Condition {
         }
     }
 
+    /// Every field path the condition reads, for projecting events down to
+    /// what the rules look at (see [`crate::Ruleset::event_paths`]).
+    pub fn paths<'a>(&'a self, out: &mut impl FnMut(&'a str)) {
+        match self {
+            Condition::True => {}
+            Condition::And(cs) | Condition::Or(cs) => cs.iter().for_each(|c| c.paths(out)),
+            Condition::Not(c) => c.paths(out),
+            Condition::Exists(p)
+            | Condition::Eq(p, _)
+            | Condition::Cmp(p, _, _)
+            | Condition::In(p, _)
+            | Condition::Regex(p, _)
+            | Condition::Cidr(p, _)
+            | Condition::Str(p, _, _) => out(p),
+        }
+    }
+
     /// The finite set of event names the condition requires, when it
     /// requires one: a top-level conjunct `event = X` / `event in [..]`, or an
     /// `or` whose every branch requires one. The engine uses it to hand an
