@@ -15,7 +15,8 @@ use serde::Serialize;
 use secmon_core::{Dur, Timestamp};
 use secmon_engine::{Fire, Resolve, Rule};
 use secmon_notify::{
-    AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox, RetryTarget,
+    AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox, OutboxItem,
+    RetryTarget, Settlement,
 };
 use secmon_respond::{
     Alert, AlertBook, AlertChange, Decision, DecisionChange, DecisionOutcome, DecisionPublisher,
@@ -125,6 +126,14 @@ pub struct Responder<'s> {
     /// the incident's timeline. Bounded: cleared past `INCIDENT_MEMORY`
     /// entries (older incidents then simply miss later notification entries).
     incident_of: std::collections::HashMap<String, i64>,
+    /// Outbox rows written since [`Responder::take_queued`] last asked,
+    /// kept only when [`Responder::hand_over_queued`] asked for them: after
+    /// the commit, `run` hands them to the delivery worker in memory.
+    queued: Option<Vec<OutboxItem>>,
+    /// Dead letters were re-queued (the worker finds them by polling).
+    requeued: bool,
+    /// The digest revision last saved (see [`secmon_notify::digest::Digest::revision`]).
+    digest_saved: u64,
 }
 
 const INCIDENT_MEMORY: usize = 100_000;
@@ -160,6 +169,7 @@ impl<'s> Responder<'s> {
         outbox
             .load_digest(batcher.digest_mut())
             .context("loading digest")?;
+        let digest_saved = batcher.digest().revision();
         Ok(Responder {
             store,
             cfg,
@@ -170,6 +180,9 @@ impl<'s> Responder<'s> {
             batcher,
             outbox,
             incident_of: std::collections::HashMap::new(),
+            queued: None,
+            requeued: false,
+            digest_saved,
         })
     }
 
@@ -362,28 +375,85 @@ impl<'s> Responder<'s> {
                 next_deadline: e.next_deadline,
             });
         }
-        let messages = self.batcher.flush_due(now);
-        if !messages.is_empty() {
-            for m in &messages {
-                self.enqueue(m, now, plan)?;
-            }
+        for m in self.batcher.flush_due(now) {
+            self.enqueue(&m, now, plan)?;
+        }
+        self.save_digest()
+    }
+
+    /// Puts the alert messages due by `now` into the outbox (digests wait for
+    /// [`Responder::tick`]). The engine thread calls this before every group
+    /// commit, so an alert routed with `group_wait: 0s` is durable in the
+    /// outbox, and the worker woken, within the cycle that produced it rather
+    /// than at the next tick. Returns how many messages it queued.
+    pub fn flush_notifications(
+        &mut self,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> anyhow::Result<usize> {
+        let messages = self.batcher.flush_groups_due(now);
+        for m in &messages {
+            self.enqueue(m, now, plan)?;
+        }
+        Ok(messages.len())
+    }
+
+    /// Keep every outbox row written from now on for [`Responder::take_queued`]
+    /// (`run` does; a replay does not, it has no worker).
+    pub fn hand_over_queued(&mut self) {
+        self.queued.get_or_insert_with(Vec::new);
+    }
+
+    /// The outbox rows written since the last call, and whether dead letters
+    /// were re-queued. Valid once the current transaction has committed; on
+    /// a failed commit the caller drops them.
+    pub fn take_queued(&mut self) -> (Vec<OutboxItem>, bool) {
+        let items = match &mut self.queued {
+            Some(q) => std::mem::replace(q, Vec::with_capacity(q.capacity())),
+            None => Vec::new(),
+        };
+        (items, std::mem::take(&mut self.requeued))
+    }
+
+    /// Records the outcomes of deliveries (the worker's [`Settlement`]s) in
+    /// the current transaction: the store keeps one writer, and a burst of
+    /// outcomes costs no commit of its own.
+    pub fn record_deliveries(&mut self, done: &[Settlement]) -> anyhow::Result<()> {
+        self.outbox
+            .apply(done)
+            .context("recording notification outcomes")
+    }
+
+    /// Saves the digest collection when it changed since the last save, so a
+    /// restart keeps the day's collection without rewriting it every tick.
+    fn save_digest(&mut self) -> anyhow::Result<()> {
+        let revision = self.batcher.digest().revision();
+        if revision != self.digest_saved {
             self.outbox
                 .save_digest(self.batcher.digest())
                 .context("saving digest")?;
+            self.digest_saved = revision;
         }
         Ok(())
     }
 
     /// Puts every message still waiting in a batch into the outbox now, so
     /// that nothing known is only in memory (shutdown, end of a replay).
+    ///
+    /// Digests due within a day are flushed too; repeats of alerts still
+    /// firing are not (they are not waiting, and would be invented: at a
+    /// shutdown with many firing alerts, a day of repeats for each).
     pub fn flush_all(&mut self, now: Timestamp, plan: &mut Vec<PlanItem>) -> anyhow::Result<()> {
+        for m in self.batcher.flush_waiting(now) {
+            self.enqueue(&m, now, plan)?;
+        }
         let horizon = now.add(Dur::from_mins(24 * 60));
-        let mut t = self.batcher.next_wakeup();
+        let mut t = self.batcher.digest().next_due();
         while t <= horizon {
-            for m in self.batcher.flush_due(t) {
+            for m in self.batcher.digest_mut().due(t) {
                 self.enqueue(&m, now, plan)?;
             }
-            let next = self.batcher.next_wakeup();
+            let next = self.batcher.digest().next_due();
             if next <= t {
                 break;
             }
@@ -392,6 +462,7 @@ impl<'s> Responder<'s> {
         self.outbox
             .save_digest(self.batcher.digest())
             .context("saving digest")?;
+        self.digest_saved = self.batcher.digest().revision();
         Ok(())
     }
 
@@ -507,6 +578,7 @@ impl<'s> Responder<'s> {
                     .outbox
                     .retry(target, now)
                     .map_err(|e| RespondError::Conflict(e.to_string()))?;
+                self.requeued |= n > 0;
                 Ok(serde_json::json!({ "requeued": n }))
             }
         }
@@ -531,10 +603,13 @@ impl<'s> Responder<'s> {
         now: Timestamp,
         plan: &mut Vec<PlanItem>,
     ) -> anyhow::Result<()> {
-        let id = self
+        let (id, inserted) = self
             .outbox
-            .enqueue(m, now)
+            .insert(m, now)
             .context("writing to the outbox")?;
+        if inserted && let Some(q) = &mut self.queued {
+            q.push(Outbox::fresh_item(id, m, now));
+        }
         let mut recorded = Vec::new();
         for a in &m.alerts {
             if let Some(&incident) = self.incident_of.get(&a.fingerprint)

@@ -128,6 +128,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let db = runtime.data_dir.join("secmon.db");
     let store = Store::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    // The outbox worker checkpoints the WAL (see `deliver`): the engine
+    // thread's commits stay short.
+    store
+        .conn()
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .context("handing WAL checkpoints to the outbox worker")?;
     let mut responder = Responder::new(
         &store,
         &runtime.respond,
@@ -223,7 +229,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(tx);
 
     let deliver_stop = Arc::new(AtomicBool::new(false));
-    let delivery = crate::deliver::spawn(db.clone(), &runtime.notify, deliver_stop.clone())?;
+    let crate::deliver::Delivery {
+        thread: delivery,
+        link: delivery_link,
+    } = crate::deliver::spawn(db.clone(), &runtime.notify, deliver_stop.clone())?;
 
     let mut engine = EngineLoop {
         detector: Detector::new(runtime.ruleset.clone(), runtime.engine),
@@ -252,7 +261,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .ok(),
         ingest_replies: Vec::new(),
         manual_replies: Vec::new(),
+        delivery: &delivery_link,
     };
+    engine.sink.responder.hand_over_queued();
     engine.publish_snapshot();
     let config_path = args.config.config.clone();
     // The wall clock may only push the watermark while input is idle: while
@@ -359,7 +370,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = archive {
         a.stop(); // syncs, then releases the last file positions
     }
-    deliver_stop.store(true, Ordering::Relaxed);
+    deliver_stop.store(true, Ordering::Release);
+    delivery_link.wake();
     if delivery.join().is_err() {
         tracing::error!("notification worker panicked");
     }
@@ -403,6 +415,9 @@ struct EngineLoop<'s> {
     data_version: Option<i64>,
     ingest_replies: Vec<Reply<()>>,
     manual_replies: Vec<(Reply<ManualResult>, ManualResult)>,
+    /// The outbox worker: gets the notifications each commit queued, gives
+    /// back the outcomes of its sends to record.
+    delivery: &'s crate::deliver::Link,
 }
 
 impl EngineLoop<'_> {
@@ -467,7 +482,33 @@ impl EngineLoop<'_> {
     /// fsync; only then are file positions released — through the archive
     /// thread, which adds its own durability, or directly.
     fn commit(&mut self, ack_txs: &[Option<Sender<Ack>>]) {
+        // Alert messages that are due (`group_wait: 0s` ones at once) go to
+        // the outbox in this transaction, not at the next tick.
+        if let Err(e) = self
+            .sink
+            .responder
+            .flush_notifications(crate::clock::now(), &mut self.sink.plan)
+        {
+            self.sink.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), "queueing notifications failed");
+        }
+        self.sink.log_plan();
+        let (settled, seq) = self.delivery.take_settled();
+        if !settled.is_empty()
+            && let Err(e) = self.sink.responder.record_deliveries(&settled)
+        {
+            self.sink.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), "recording notification outcomes failed");
+        }
         let committed = self.store.commit_batch();
+        let (queued, requeued) = self.sink.responder.take_queued();
+        if committed.is_ok() {
+            self.delivery.confirm(seq);
+            self.delivery.hand_over(queued);
+            if requeued {
+                self.delivery.wake();
+            }
+        }
         // Posted events were taken by the engine either way; operators'
         // changes are confirmed only once durable.
         for r in self.ingest_replies.drain(..) {
@@ -671,6 +712,15 @@ impl RunSink<'_> {
         for item in self.plan.drain(..) {
             if let PlanItem::Decision { change, decision } = &item {
                 self.shared.decisions.apply(change, decision);
+            }
+            // A queued notification is logged again by the worker when it
+            // is sent (or fails), at info: here it is detail.
+            if matches!(item, PlanItem::Notification { .. }) {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let text = serde_json::to_string(&item).unwrap_or_default();
+                    tracing::debug!(event = "secmon.response", plan = %text, "response");
+                }
+                continue;
             }
             let text = serde_json::to_string(&item).unwrap_or_default();
             tracing::info!(event = "secmon.response", plan = %text, "response");

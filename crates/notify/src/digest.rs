@@ -50,6 +50,9 @@ pub struct Digest {
     next_daily: Timestamp,
     next_weekly: Timestamp,
     started: Timestamp,
+    /// Bumped by every change of the collection, so the caller saves the
+    /// snapshot only when there is something new to save.
+    revision: u64,
 }
 
 /// The first `at` (ms after midnight UTC) strictly after `t`.
@@ -85,6 +88,7 @@ impl Digest {
             next_daily: next_daily(now, at),
             next_weekly: next_weekly(now, at, cfg.weekly_on),
             started: now,
+            revision: 0,
         })
     }
 
@@ -97,6 +101,7 @@ impl Digest {
         alert: &AlertView,
         now: Timestamp,
     ) {
+        self.revision += 1;
         let b = self
             .buckets
             .entry((receiver.to_string(), period))
@@ -108,6 +113,13 @@ impl Digest {
         if period == DigestPeriod::Daily {
             b.alerts.insert(alert.fingerprint.clone(), alert.clone());
         }
+    }
+
+    /// Changes with every push and every digest sent: compare it with the
+    /// revision last saved to know whether [`crate::Outbox::save_digest`] has
+    /// anything to do.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Everything collected and not yet sent.
@@ -169,6 +181,7 @@ impl Digest {
                     continue;
                 }
                 let b = std::mem::take(b);
+                self.revision += 1;
                 out.push(digest_message(receiver, period, b, from_default, when));
             }
             match period {

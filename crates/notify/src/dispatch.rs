@@ -1,5 +1,8 @@
 //! Delivery: the [`Dispatcher`] holds the resolved receivers and a blocking
-//! HTTP client and delivers one outbox item at a time.
+//! HTTP client and delivers one outbox item per call. It is `Sync`: a worker
+//! may call [`Dispatcher::deliver`] from several threads at once (the client
+//! pools keep-alive connections per receiver host), then record the
+//! [`Settlement`]s of a whole round in one transaction.
 //!
 //! Classification: timeouts, connection errors, 408, 429 and 5xx (and SMTP
 //! transient errors) are retried with exponential backoff and full jitter,
@@ -16,7 +19,7 @@ use secmon_core::{Dur, Timestamp};
 
 use crate::config::{NotifyConfig, OutboxConfig};
 use crate::model::Message;
-use crate::outbox::{Outbox, OutboxItem};
+use crate::outbox::{Outbox, OutboxItem, Settlement};
 use crate::render::email::SendError;
 use crate::render::{HttpRequest, Receiver};
 use crate::secret::EnvLookup;
@@ -224,7 +227,9 @@ impl Dispatcher {
         Dur::from_millis(rand::rng().random_range(0..=exp))
     }
 
-    /// Delivers one leased outbox item and records the outcome in `outbox`.
+    /// Delivers one leased outbox item and records the outcome in `outbox`
+    /// (its own transaction; see [`Dispatcher::settle`] for workers that
+    /// record many outcomes at once).
     pub fn deliver_one(
         &self,
         outbox: &Outbox<'_>,
@@ -232,15 +237,31 @@ impl Dispatcher {
         now: Timestamp,
     ) -> Result<Outcome> {
         let res = self.deliver(&item.message, now);
-        let outcome = match res {
-            DeliveryResult::Sent => {
-                outbox.mark_sent(item.id, now)?;
-                Outcome::Sent
-            }
-            DeliveryResult::Permanent { reason } => {
-                outbox.dead_letter(item.id, &reason)?;
-                Outcome::Dead { reason }
-            }
+        let (settlement, outcome) = self.settle(item, res, now);
+        outbox.record(&settlement)?;
+        Ok(outcome)
+    }
+
+    /// What to record for `item` after an attempt that ended with `res` at
+    /// `now`: sent, retry with backoff (or at the server's `Retry-After`), or
+    /// dead (permanent, or past `max_age`). Pure apart from the jitter.
+    pub fn settle(
+        &self,
+        item: &OutboxItem,
+        res: DeliveryResult,
+        now: Timestamp,
+    ) -> (Settlement, Outcome) {
+        let id = item.id;
+        match res {
+            DeliveryResult::Sent => (Settlement::Sent { id, at: now }, Outcome::Sent),
+            DeliveryResult::Permanent { reason } => (
+                Settlement::Dead {
+                    id,
+                    reason: reason.clone(),
+                    attempts: None,
+                },
+                Outcome::Dead { reason },
+            ),
             DeliveryResult::Retry { after, reason } => {
                 let delay = after.unwrap_or_else(|| self.backoff(item.attempts));
                 let at = now.add(delay);
@@ -250,16 +271,27 @@ impl Dispatcher {
                         self.outbox.max_age,
                         item.attempts + 1
                     );
-                    outbox.mark_failed(item.id, &reason, at)?;
-                    outbox.dead_letter(item.id, &reason)?;
-                    Outcome::Dead { reason }
+                    (
+                        Settlement::Dead {
+                            id,
+                            reason: reason.clone(),
+                            attempts: Some(item.attempts + 1),
+                        },
+                        Outcome::Dead { reason },
+                    )
                 } else {
-                    outbox.mark_failed(item.id, &reason, at)?;
-                    Outcome::Retrying { at, reason }
+                    (
+                        Settlement::Retry {
+                            id,
+                            attempts: item.attempts + 1,
+                            error: reason.clone(),
+                            retry_at: at,
+                        },
+                        Outcome::Retrying { at, reason },
+                    )
                 }
             }
-        };
-        Ok(outcome)
+        }
     }
 
     /// Sends a test message to `receiver` right away (`notify test RECEIVER`).

@@ -9,7 +9,8 @@
 //!   batching and a per-receiver token bucket ([`route::Batcher`]).
 //! * [`outbox`]: the durable SQLite outbox (enqueue before send, leases,
 //!   backoff, dead letters).
-//! * [`dispatch`]: the [`dispatch::Dispatcher`] that delivers one outbox item.
+//! * [`dispatch`]: the [`dispatch::Dispatcher`] that delivers outbox items
+//!   (callable from several threads) and classifies the outcome.
 //! * [`digest`]: daily digests and weekly summaries.
 //!
 //! Nothing here reads the wall clock: every time is a `now: Timestamp`
@@ -29,7 +30,7 @@ pub use config::NotifyConfig;
 
 pub use dispatch::{DeliveryResult, Dispatcher, Outcome};
 pub use model::{AlertStatus, AlertView, Message, MessageKind};
-pub use outbox::{Outbox, OutboxItem, OutboxStatus, RetryTarget};
+pub use outbox::{Outbox, OutboxItem, OutboxStatus, RetryTarget, Settlement};
 pub use route::{Batcher, Router};
 
 pub use secret::{Secret, SecretString};

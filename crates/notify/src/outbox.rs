@@ -108,6 +108,42 @@ pub struct OutboxItem {
     pub dead_reason: Option<String>,
 }
 
+/// How one delivery attempt ended, as the outbox records it (see
+/// [`crate::Dispatcher::settle`]). Outcomes carry absolute values (the
+/// attempt count after this attempt), so recording one twice is harmless:
+/// a worker that hands its outcomes to another writer can record them again
+/// itself when unsure they were committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// The receiver accepted it at `at`.
+    Sent { id: i64, at: Timestamp },
+    /// A failed attempt, the `attempts`-th; the next one is due at
+    /// `retry_at`.
+    Retry {
+        id: i64,
+        attempts: u32,
+        error: String,
+        retry_at: Timestamp,
+    },
+    /// Given up: a permanent failure, or (`attempts` set) a failed attempt
+    /// past `max_age`, which also counts and is kept as the last error.
+    Dead {
+        id: i64,
+        reason: String,
+        attempts: Option<u32>,
+    },
+}
+
+impl Settlement {
+    pub fn id(&self) -> i64 {
+        match self {
+            Settlement::Sent { id, .. }
+            | Settlement::Retry { id, .. }
+            | Settlement::Dead { id, .. } => *id,
+        }
+    }
+}
+
 /// Which dead letters [`Outbox::retry`] re-queues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryTarget {
@@ -194,23 +230,80 @@ impl<'c> Outbox<'c> {
     /// idempotency key is already stored returns the existing id and stores
     /// nothing (so replaying the same alerts does not notify twice).
     pub fn enqueue(&self, msg: &Message, now: Timestamp) -> Result<i64> {
+        Ok(self.insert(msg, now)?.0)
+    }
+
+    /// [`Outbox::enqueue`], also telling whether a row was written (`false`:
+    /// the idempotency key was already stored, the id is the existing one).
+    pub fn insert(&self, msg: &Message, now: Timestamp) -> Result<(i64, bool)> {
         let json = serde_json::to_string(msg)?;
         let kind = serde_json::to_value(msg.kind)?;
-        let inserted = self.conn.execute(
-            "INSERT INTO notify_outbox
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO notify_outbox
                 (idempotency_key, receiver, kind, message, status, attempts, created_at, queued_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)
              ON CONFLICT (idempotency_key) DO NOTHING",
-            params![msg.idempotency_key, msg.receiver, kind.as_str().unwrap_or("alert"), json, now.0],
-        )?;
+            )?
+            .execute(params![
+                msg.idempotency_key,
+                msg.receiver,
+                kind.as_str().unwrap_or("alert"),
+                json,
+                now.0
+            ])?;
         if inserted == 1 {
-            return Ok(self.conn.last_insert_rowid());
+            return Ok((self.conn.last_insert_rowid(), true));
         }
-        Ok(self.conn.query_row(
+        let id = self.conn.query_row(
             "SELECT id FROM notify_outbox WHERE idempotency_key = ?1",
             params![msg.idempotency_key],
             |r| r.get(0),
-        )?)
+        )?;
+        Ok((id, false))
+    }
+
+    /// The item `id` as [`Outbox::insert`] just wrote it, without reading it
+    /// back (for handing it to a delivery worker in memory).
+    pub fn fresh_item(id: i64, msg: &Message, now: Timestamp) -> OutboxItem {
+        OutboxItem {
+            id,
+            message: msg.clone(),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            created_at: now,
+            queued_at: now,
+            next_attempt_at: now,
+            sent_at: None,
+            last_error: None,
+            dead_reason: None,
+        }
+    }
+
+    /// Ids of pending items due at `now`, oldest first, at most `limit`.
+    /// Reads only: a worker that knows which items it already has in hand
+    /// picks the others and loads them with [`Outbox::get`].
+    pub fn due_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id FROM notify_outbox
+             WHERE status = 'pending' AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let ids = st
+            .query_map(params![now.0, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    /// Records outcomes inside the caller's transaction (the engine thread's
+    /// group commit), or each on its own without one. Recording the same
+    /// settlement twice leaves the same row.
+    pub fn apply(&self, done: &[Settlement]) -> Result<()> {
+        for s in done {
+            settle(self.conn, s)?;
+        }
+        Ok(())
     }
 
     /// Returns every `sending` item to `pending` (call once at startup: a
@@ -227,10 +320,30 @@ impl<'c> Outbox<'c> {
     /// Leases up to `limit` items due at `now` (oldest first), marking them
     /// `sending` until `now + lease`. Expired leases are released first.
     pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.exchange(&[], now, limit)
+    }
+
+    /// Records the outcomes of finished sends and leases up to `limit` due
+    /// items (as [`Outbox::due`]), all in one transaction: a delivery worker
+    /// with many sends in flight pays one commit per round, not one per item.
+    /// With `limit` 0 it only records.
+    pub fn exchange(
+        &self,
+        done: &[Settlement],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
         let tx = rusqlite::Transaction::new_unchecked(
             self.conn,
             rusqlite::TransactionBehavior::Immediate,
         )?;
+        for s in done {
+            settle(&tx, s)?;
+        }
+        if limit == 0 {
+            tx.commit()?;
+            return Ok(Vec::new());
+        }
         tx.execute(
             "UPDATE notify_outbox SET status = 'pending', lease_until = NULL
              WHERE status = 'sending' AND lease_until <= ?1",
@@ -258,6 +371,12 @@ impl<'c> Outbox<'c> {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Records one outcome in its own transaction.
+    pub fn record(&self, s: &Settlement) -> Result<()> {
+        self.exchange(std::slice::from_ref(s), Timestamp(0), 0)?;
+        Ok(())
     }
 
     pub fn mark_sent(&self, id: i64, now: Timestamp) -> Result<()> {
@@ -437,6 +556,48 @@ impl<'c> Outbox<'c> {
             params![before.0],
         )?)
     }
+}
+
+/// Writes one outcome (inside the caller's transaction, if any).
+fn settle(conn: &Connection, s: &Settlement) -> Result<()> {
+    match s {
+        Settlement::Sent { id, at } => {
+            conn.prepare_cached(
+                "UPDATE notify_outbox SET status = 'sent', sent_at = ?2, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, at.0])?;
+        }
+        Settlement::Retry {
+            id,
+            attempts,
+            error,
+            retry_at,
+        } => {
+            conn.prepare_cached(
+                "UPDATE notify_outbox SET status = 'pending', attempts = ?2,
+                     last_error = ?3, next_attempt_at = ?4, lease_until = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, error, retry_at.0])?;
+        }
+        Settlement::Dead {
+            id,
+            reason,
+            attempts,
+        } => {
+            if let Some(n) = attempts {
+                conn.prepare_cached(
+                    "UPDATE notify_outbox SET attempts = ?2, last_error = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, n, reason])?;
+            }
+            conn.prepare_cached(
+                "UPDATE notify_outbox SET status = 'dead', dead_reason = ?2, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, reason])?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,17 @@
 //! token bucket; messages over the limit are dropped and counted, and the count
 //! rides on the receiver's next message as `suppressed` ("+N more").
 //! Routes with `digest` feed the [`Digest`] instead.
+//!
+//! The batcher is called after every group commit of the engine thread (so a
+//! `group_wait: 0s` alert is in the outbox within one engine cycle), with
+//! every alert that ever fired still tracked for `repeat_interval`. Finding
+//! what is due therefore must not cost a walk over all groups: each group
+//! with something scheduled sits in an ordered index under the earliest time
+//! it may be due (`min(next flush, earliest repeat)`), and
+//! [`Batcher::flush_due`] and [`Batcher::next_wakeup`] only look at the front
+//! of that index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use secmon_core::Timestamp;
 
@@ -145,6 +154,37 @@ struct Group {
     alerts: BTreeMap<String, Tracked>,
     next_flush: Option<Timestamp>,
     last_flush: Option<Timestamp>,
+    /// No later than the earliest repeat of a firing, notified alert (exact
+    /// after each flush of the group; may be early after a push removed or
+    /// resolved an alert, which only costs a flush that finds nothing).
+    repeat_at: Option<Timestamp>,
+    /// The time this group is filed under in [`Batcher::schedule`].
+    scheduled: Option<Timestamp>,
+}
+
+impl Group {
+    fn due_at(&self) -> Option<Timestamp> {
+        match (self.next_flush, self.repeat_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Files `group` under its current due time in `schedule` (and nowhere
+/// else).
+fn reschedule(schedule: &mut BTreeSet<(Timestamp, GroupKey)>, key: &GroupKey, group: &mut Group) {
+    let due = group.due_at();
+    if due == group.scheduled {
+        return;
+    }
+    if let Some(old) = group.scheduled.take() {
+        schedule.remove(&(old, key.clone()));
+    }
+    if let Some(t) = due {
+        schedule.insert((t, key.clone()));
+    }
+    group.scheduled = due;
 }
 
 /// Routing + grouping + rate limiting + digests: push alerts in, take
@@ -154,6 +194,8 @@ pub struct Batcher {
     router: Router,
     receivers: BTreeMap<String, ReceiverState>,
     groups: BTreeMap<GroupKey, Group>,
+    /// (due time, group) of every group with a flush or repeat ahead.
+    schedule: BTreeSet<(Timestamp, GroupKey)>,
     digest: Digest,
 }
 
@@ -181,6 +223,7 @@ impl Batcher {
             router: Router::new(cfg),
             receivers,
             groups: BTreeMap::new(),
+            schedule: BTreeSet::new(),
             digest: Digest::new(&cfg.digest, now)?,
         })
     }
@@ -224,7 +267,7 @@ impl Batcher {
                 values,
             };
             let resolved = alert.status == AlertStatus::Resolved;
-            let group = self.groups.entry(key).or_insert_with(|| Group {
+            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
                 next_flush: Some(now.add(route.group_wait)),
                 ..Group::default()
             });
@@ -261,50 +304,94 @@ impl Batcher {
                 };
                 group.next_flush = Some(at);
             }
+            if group.alerts.is_empty() && group.next_flush.is_none() {
+                if let Some(t) = group.scheduled {
+                    self.schedule.remove(&(t, key.clone()));
+                }
+                self.groups.remove(&key);
+            } else {
+                reschedule(&mut self.schedule, &key, group);
+            }
         }
     }
 
     /// The earliest time something may become due (for the caller's sleep).
     pub fn next_wakeup(&self) -> Timestamp {
-        let mut t = self.digest.next_due();
-        for (k, g) in &self.groups {
-            if let Some(n) = g.next_flush {
-                t = t.min(n);
-            }
-            let repeat = self.router.routes[k.route].repeat_interval;
-            for a in g.alerts.values() {
-                if let Some((at, AlertStatus::Firing)) = a.notified {
-                    t = t.min(at.add(repeat));
-                }
-            }
+        let t = self.digest.next_due();
+        match self.schedule.first() {
+            Some((g, _)) => t.min(*g),
+            None => t,
         }
-        t
     }
 
     /// Messages due at `now`: grouped alert messages (rate limited) and
     /// digests.
     pub fn flush_due(&mut self, now: Timestamp) -> Vec<Message> {
+        let mut out = self.flush_groups_due(now);
+        out.extend(self.digest.due(now));
+        out
+    }
+
+    /// Every batch still waiting for its `group_wait` / `group_interval`,
+    /// flushed now (rate limited), with the repeats due by `now` and without
+    /// digests: what a shutdown or the end of a replay must not keep only in
+    /// memory. Repeats after `now` are not pending work (after a restart
+    /// they follow from the alerts still firing), so none are invented.
+    pub fn flush_waiting(&mut self, now: Timestamp) -> Vec<Message> {
+        let waiting: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.next_flush.is_some_and(|t| t > now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in waiting {
+            if let Some(g) = self.groups.get_mut(&key) {
+                g.next_flush = Some(now);
+                reschedule(&mut self.schedule, &key, g);
+            }
+        }
+        self.flush_groups_due(now)
+    }
+
+    /// Grouped alert messages due at `now` (rate limited), without digests:
+    /// the engine thread calls this after every group commit; digests go out
+    /// from the once-a-second tick ([`Batcher::flush_due`]).
+    pub fn flush_groups_due(&mut self, now: Timestamp) -> Vec<Message> {
         let mut out = Vec::new();
         let routes = &self.router.routes;
-        for (key, group) in self.groups.iter_mut() {
+        // Groups in key order, as a walk over all of them would meet them.
+        let mut due: Vec<GroupKey> = Vec::new();
+        while let Some((t, _)) = self.schedule.first() {
+            if *t > now {
+                break;
+            }
+            if let Some((_, key)) = self.schedule.pop_first() {
+                due.push(key);
+            }
+        }
+        due.sort();
+        for key in due {
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            group.scheduled = None;
             let route = &routes[key.route];
             let flush_time = group.next_flush.is_some_and(|t| t <= now);
             let repeat_due = |t: &Tracked| {
                 t.alert.status == AlertStatus::Firing
                     && matches!(t.notified, Some((at, _)) if at.add(route.repeat_interval) <= now)
             };
-            let any_repeat = group.alerts.values().any(repeat_due);
-            if !flush_time && !any_repeat {
-                continue;
-            }
             let send: Vec<String> = group
                 .alerts
                 .iter()
                 .filter(|(_, t)| (flush_time && t.dirty) || repeat_due(t))
                 .map(|(fp, _)| fp.clone())
                 .collect();
-            group.next_flush = None;
+            if flush_time {
+                group.next_flush = None;
+            }
             if send.is_empty() {
+                Self::settle_group(&mut self.schedule, &mut self.groups, key, route);
                 continue;
             }
             let mut alerts: Vec<AlertView> = send
@@ -344,18 +431,18 @@ impl Batcher {
                 .map(|a| format!("{}={}", a.fingerprint, a.status.as_str()))
                 .collect();
             parts.extend(states.iter().map(String::as_str));
+            let idempotency_key = stable_key(&parts);
             out.push(Message {
                 receiver: key.receiver.clone(),
-                idempotency_key: stable_key(&parts),
+                idempotency_key,
                 alerts,
                 status,
                 kind: MessageKind::Alert,
                 suppressed: 0,
                 digest: None,
             });
+            Self::settle_group(&mut self.schedule, &mut self.groups, key, route);
         }
-        self.groups
-            .retain(|_, g| !g.alerts.is_empty() || g.next_flush.is_some());
 
         let mut kept = Vec::with_capacity(out.len());
         for mut m in out {
@@ -370,8 +457,35 @@ impl Batcher {
                 rs.dropped += m.alerts.len() as u64;
             }
         }
-        kept.extend(self.digest.due(now));
         kept
+    }
+
+    /// After a flush of the group at `key`: its exact earliest repeat, then
+    /// either filed again under its next due time or dropped when nothing is
+    /// left in it.
+    fn settle_group(
+        schedule: &mut BTreeSet<(Timestamp, GroupKey)>,
+        groups: &mut BTreeMap<GroupKey, Group>,
+        key: GroupKey,
+        route: &RouteConfig,
+    ) {
+        let Some(group) = groups.get_mut(&key) else {
+            return;
+        };
+        group.repeat_at = group
+            .alerts
+            .values()
+            .filter(|t| t.alert.status == AlertStatus::Firing)
+            .filter_map(|t| t.notified.map(|(at, _)| at.add(route.repeat_interval)))
+            .min();
+        if group.alerts.is_empty() && group.next_flush.is_none() {
+            if let Some(t) = group.scheduled.take() {
+                schedule.remove(&(t, key.clone()));
+            }
+            groups.remove(&key);
+        } else {
+            reschedule(schedule, &key, group);
+        }
     }
 
     /// Alerts dropped by `receiver`'s rate limit and not yet reported.
@@ -492,6 +606,34 @@ mod tests {
         let mut keys: Vec<_> = m.iter().map(|m| m.idempotency_key.clone()).collect();
         keys.dedup();
         assert_eq!(keys.len(), m.len());
+    }
+
+    #[test]
+    fn only_due_groups_are_visited_and_no_repeats_are_invented() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [{"receivers": ["hook"], "group_wait": "0s", "group_by": ["ip"], "repeat_interval": "1h"}],
+            "rate_limit": {"per_minute": 1000000, "burst": 1000000}
+        }));
+        let mut b = Batcher::new(&c, t(0)).unwrap();
+        for i in 0..1000 {
+            b.push(
+                &fp(
+                    &alert(),
+                    &format!("f{i}"),
+                    &format!("10.0.{}.{}", i / 256, i % 256),
+                ),
+                t(0),
+            );
+        }
+        assert_eq!(b.flush_groups_due(t(0)).len(), 1000, "one message per ip");
+        assert!(b.flush_groups_due(t(1)).is_empty(), "nothing twice");
+        assert_eq!(b.next_wakeup(), t(3600), "next is the repeat");
+        // A shutdown flushes what waits, not a day of future repeats.
+        b.push(&fp(&alert(), "late", "10.9.9.9"), t(2));
+        assert_eq!(b.flush_waiting(t(2)).len(), 1);
+        assert!(b.flush_waiting(t(3)).is_empty());
+        assert_eq!(b.flush_groups_due(t(3600)).len(), 1000, "repeats when due");
     }
 
     #[test]
