@@ -77,7 +77,7 @@ pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64)
 
 /// The event fields detection reads: the ruleset's
 /// ([`Ruleset::event_paths`]) plus the sshd correlator's. `replay` without a
-/// response plan has its parsers store only these, so the parser threads
+/// response plan has its syslog and pattern parsers store only these, so the parser threads
 /// skip building what no rule reads (an sshd line's message, program,
 /// port…) and the engine thread moves, buffers and frees small events; the
 /// verdicts are the same, since nothing after the parser reads anything

@@ -378,16 +378,10 @@ impl LineParser {
         let matched = match self.format {
             Format::Json => {
                 event.time = self.json(body, ctx, &mut event.fields)?;
-                if let Some(p) = &self.project {
-                    p.apply(&mut event.fields);
-                }
                 None
             }
             Format::Auto if body.as_bytes().first() == Some(&b'{') => {
                 event.time = self.json(body, ctx, &mut event.fields)?;
-                if let Some(p) = &self.project {
-                    p.apply(&mut event.fields);
-                }
                 None
             }
             Format::Text => self.text(text, ctx, &mut event)?,

@@ -12,12 +12,19 @@
 //!
 //! The catalog's required fields are always kept, since the caller checks
 //! them on every event ([`secmon_core::catalog::missing_fields`]).
+//!
+//! Only the syslog and pattern paths project, where it saves building the
+//! values. JSON lines are stored whole: serde has built every value by the
+//! time a filter could run, and filtering afterwards cost the parser
+//! threads 30 % more instructions to save the engine thread 6 % (measured
+//! on seed-format events with callgrind).
 
+use rustc_hash::FxHashSet;
 use secmon_core::{Fields, catalog};
 
 #[derive(Debug, Clone)]
 pub struct Projection {
-    paths: Box<[Box<str>]>,
+    paths: FxHashSet<Box<str>>,
 }
 
 impl Projection {
@@ -30,20 +37,14 @@ impl Projection {
                 all.push(format!("fields.{f}").into_boxed_str());
             }
         }
-        all.sort_unstable();
-        all.dedup();
         Projection {
-            paths: all.into_boxed_slice(),
+            paths: all.into_iter().collect(),
         }
     }
 
-    /// A few dozen short paths: a length check first makes the linear scan
-    /// cheaper than hashing the key.
     #[inline]
     pub fn keeps(&self, key: &str) -> bool {
-        self.paths
-            .iter()
-            .any(|p| p.len() == key.len() && **p == *key)
+        self.paths.contains(key)
     }
 
     /// Whether any kept path starts with `prefix` (structured-data fields
@@ -52,7 +53,8 @@ impl Projection {
         self.paths.iter().any(|p| p.starts_with(prefix))
     }
 
-    /// Drops what is not kept, for parsers that build every field first.
+    /// Drops what is not kept, for patterns whose post-processing hook
+    /// needs every capture first.
     pub fn apply(&self, fields: &mut Fields) {
         fields.retain(|k| self.keeps(k));
     }
