@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{RespondError, Result};
+use crate::store::Cached;
 use crate::store::Store;
 
 /// What the binary hands over for an engine `Fire` (the engine's rule index,
@@ -251,7 +252,7 @@ impl<'s> AlertBook<'s> {
         let fp = fingerprint(&f.rule, &group);
         let tx = self.store.write_tx()?;
         let existing = tx
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {ALERT_COLS} FROM alerts WHERE fingerprint = ?1 AND status = 'firing'"
                 ),
@@ -275,7 +276,7 @@ impl<'s> AlertBook<'s> {
                 a.rule_name = f.rule_name.clone();
                 a.labels = f.labels.clone();
                 a.silenced_by = self.silenced_in(&tx, &a, now)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE alerts SET count = ?2, first_seen = ?3, last_seen = ?4, value = ?5,
                          threshold = ?6, severity = ?7, priority = ?8, rule_name = ?9,
                          labels = ?10, silenced_by = ?11 WHERE id = ?1",
@@ -315,7 +316,7 @@ impl<'s> AlertBook<'s> {
                     silenced_by: None,
                 };
                 a.silenced_by = self.silenced_in(&tx, &a, now)?;
-                tx.execute(
+                tx.exec(
                     "INSERT INTO alerts (fingerprint, rule, rule_name, severity, priority, labels,
                          grp, first_seen, last_seen, count, value, threshold, status, silenced_by)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, 'firing', ?12)",
@@ -354,7 +355,7 @@ impl<'s> AlertBook<'s> {
         let fp = fingerprint(rule, group);
         let tx = self.store.write_tx()?;
         let Some(mut a) = tx
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {ALERT_COLS} FROM alerts WHERE fingerprint = ?1 AND status = 'firing'"
                 ),
@@ -369,7 +370,7 @@ impl<'s> AlertBook<'s> {
         };
         a.status = AlertStatus::Resolved;
         a.resolved_at = Some(at);
-        tx.execute(
+        tx.exec(
             "UPDATE alerts SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
             params![a.id, at.0],
         )?;
@@ -380,7 +381,7 @@ impl<'s> AlertBook<'s> {
     pub fn get(&self, id: i64) -> Result<Option<Alert>> {
         self.store
             .conn()
-            .query_row(
+            .row(
                 &format!("SELECT {ALERT_COLS} FROM alerts WHERE id = ?1"),
                 [id],
                 raw_alert,
@@ -394,7 +395,7 @@ impl<'s> AlertBook<'s> {
     pub fn firing(&self, fingerprint: &str) -> Result<Option<Alert>> {
         self.store
             .conn()
-            .query_row(
+            .row(
                 &format!(
                     "SELECT {ALERT_COLS} FROM alerts WHERE fingerprint = ?1 AND status = 'firing'"
                 ),
@@ -460,7 +461,7 @@ impl<'s> AlertBook<'s> {
                 self.regex(&m.value)?;
             }
         }
-        self.store.conn().execute(
+        self.store.conn().exec(
             "INSERT INTO silences (matchers, starts, ends, author, comment, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -490,7 +491,7 @@ impl<'s> AlertBook<'s> {
         })?;
         if s.ends > now {
             s.ends = now.max(s.starts);
-            self.store.conn().execute(
+            self.store.conn().exec(
                 "UPDATE silences SET ends = ?2 WHERE id = ?1",
                 params![id, s.ends.0],
             )?;
@@ -501,7 +502,7 @@ impl<'s> AlertBook<'s> {
     pub fn silence(&self, id: i64) -> Result<Option<Silence>> {
         self.store
             .conn()
-            .query_row(
+            .row(
                 "SELECT id, matchers, starts, ends, author, comment FROM silences WHERE id = ?1",
                 [id],
                 raw_silence,

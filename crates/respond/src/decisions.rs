@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::alerts::Alert;
 use crate::config::{ActionConfig, AllowlistConfig, Scope, parse_cidr};
 use crate::error::{RespondError, Result};
+use crate::store::Cached;
 use crate::store::Store;
 
 /// Longest identifier accepted as a decision value.
@@ -312,7 +313,7 @@ impl<'s> Decisions<'s> {
         // Offences: every decision on this target within the lookback, in any
         // state, so an expired or deleted ban still makes the next one longer.
         let since = now.sub(da.lookback);
-        let prior: i64 = tx.query_row(
+        let prior: i64 = tx.row(
             "SELECT COUNT(*) FROM decisions WHERE scope = ?1 AND value = ?2 AND created >= ?3",
             params![da.scope.as_str(), value, since.0],
             |r| r.get(0),
@@ -335,7 +336,7 @@ impl<'s> Decisions<'s> {
                 }
                 d.expires = expires;
                 d.reason = reason;
-                tx.execute(
+                tx.exec(
                     "UPDATE decisions SET expires = ?2, reason = ?3 WHERE id = ?1",
                     params![d.id, d.expires.0, d.reason],
                 )?;
@@ -392,7 +393,7 @@ impl<'s> Decisions<'s> {
                 d.expires = expires;
                 d.reason = reason;
                 d.author = Some(author.to_string());
-                tx.execute(
+                tx.exec(
                     "UPDATE decisions SET expires = ?2, reason = ?3, author = ?4 WHERE id = ?1",
                     params![d.id, d.expires.0, d.reason, d.author],
                 )?;
@@ -422,7 +423,7 @@ impl<'s> Decisions<'s> {
         d.state = DecisionState::Deleted;
         d.removed_at = Some(now);
         d.removed_by = Some(author.to_string());
-        self.store.conn().execute(
+        self.store.conn().exec(
             "UPDATE decisions SET state = 'deleted', removed_at = ?2, removed_by = ?3
              WHERE id = ?1 AND state = 'active'",
             params![id, now.0, author],
@@ -446,7 +447,7 @@ impl<'s> Decisions<'s> {
         due.sort_by_key(|d| (d.expires, d.id));
         let tx = self.store.write_tx()?;
         for d in &mut due {
-            tx.execute(
+            tx.exec(
                 "UPDATE decisions SET state = 'expired', removed_at = ?2 WHERE id = ?1 AND state = 'active'",
                 params![d.id, now.0],
             )?;
@@ -485,7 +486,7 @@ impl<'s> Decisions<'s> {
     pub fn by_id(&self, id: i64) -> Result<Option<Decision>> {
         self.store
             .conn()
-            .query_row(
+            .row(
                 &format!("SELECT {DECISION_COLS} FROM decisions WHERE id = ?1"),
                 [id],
                 raw_decision,
@@ -537,7 +538,7 @@ impl<'s> Decisions<'s> {
             Ok(v) => return Ok(Ok(v)),
             Err(reason) => reason,
         };
-        self.store.conn().execute(
+        self.store.conn().exec(
             "INSERT INTO decision_refusals (at, action, scope, value, reason, origin_rule, alert_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -573,7 +574,7 @@ fn insert(
     now: Timestamp,
     expires: Timestamp,
 ) -> Result<Decision> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO decisions (scope, value, action, reason, origin_rule, alert_id, author,
              created, expires, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'active')",

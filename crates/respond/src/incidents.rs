@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::alerts::{Alert, AlertEvent, from_json, json, parse_priority};
 use crate::config::IncidentConfig;
 use crate::error::{RespondError, Result};
+use crate::store::Cached;
 use crate::store::Store;
 
 /// Seed 003, "Incident Response → Response Steps", verbatim.
@@ -259,7 +260,7 @@ impl<'s> Incidents<'s> {
         };
         let tx = self.store.write_tx()?;
         let open: Option<i64> = tx
-            .query_row(
+            .row(
                 "SELECT id FROM incidents WHERE fingerprint = ?1 AND state != 'resolved'",
                 [&alert.fingerprint],
                 |r| r.get(0),
@@ -270,7 +271,7 @@ impl<'s> Incidents<'s> {
             (None, _) if alert.silenced_by.is_some() => return Ok(None),
             (None, _) => {
                 let deadline = now.add(self.cfg.deadline(priority));
-                tx.execute(
+                tx.exec(
                     "INSERT INTO incidents (priority, rule, fingerprint, title, labels, grp, state,
                          opened, ack_deadline)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triggered', ?7, ?8)",
@@ -287,7 +288,7 @@ impl<'s> Incidents<'s> {
                 )?;
                 let id = tx.last_insert_rowid();
                 for (i, step) in response_steps(priority).iter().enumerate() {
-                    tx.execute(
+                    tx.exec(
                         "INSERT INTO incident_checklist (incident_id, idx, text) VALUES (?1, ?2, ?3)",
                         params![id, i as i64 + 1, step],
                     )?;
@@ -326,7 +327,7 @@ impl<'s> Incidents<'s> {
                 // (and tightens an open deadline); it is never lowered.
                 if priority < inc.priority {
                     let deadline = inc.ack_deadline.min(now.add(self.cfg.deadline(priority)));
-                    tx.execute(
+                    tx.exec(
                         "UPDATE incidents SET priority = ?2, ack_deadline = ?3 WHERE id = ?1",
                         params![id, priority.as_str(), deadline.0],
                     )?;
@@ -361,7 +362,7 @@ impl<'s> Incidents<'s> {
         alert_id: i64,
         evidence: &[serde_json::Value],
     ) -> Result<()> {
-        let have: i64 = tx.query_row(
+        let have: i64 = tx.row(
             "SELECT COUNT(*) FROM incident_evidence WHERE incident_id = ?1",
             [id],
             |r| r.get(0),
@@ -375,7 +376,7 @@ impl<'s> Incidents<'s> {
             if text.len() > EVIDENCE_MAX_BYTES {
                 text = json(&serde_json::json!({"truncated": true, "bytes": text.len()}))?;
             }
-            tx.execute(
+            tx.exec(
                 "INSERT INTO incident_evidence (incident_id, alert_id, event) VALUES (?1, ?2, ?3)",
                 params![id, alert_id, text],
             )?;
@@ -392,7 +393,7 @@ impl<'s> Incidents<'s> {
                 inc.state.as_str()
             )));
         }
-        tx.execute(
+        tx.exec(
             "UPDATE incidents SET state = 'acknowledged', acked_at = ?2, acked_by = ?3 WHERE id = ?1",
             params![id, now.0, author],
         )?;
@@ -422,7 +423,7 @@ impl<'s> Incidents<'s> {
                 "incident {id} is already resolved"
             )));
         }
-        tx.execute(
+        tx.exec(
             "UPDATE incidents SET state = 'resolved', resolved_at = ?2, resolved_by = ?3 WHERE id = ?1",
             params![id, now.0, author],
         )?;
@@ -502,7 +503,7 @@ impl<'s> Incidents<'s> {
         let tx = self.store.write_tx()?;
         load(&tx, id)?;
         let text: Option<String> = tx
-            .query_row(
+            .row(
                 "SELECT text FROM incident_checklist WHERE incident_id = ?1 AND idx = ?2",
                 params![id, idx],
                 |r| r.get(0),
@@ -514,7 +515,7 @@ impl<'s> Incidents<'s> {
                 id: i64::from(idx),
             });
         };
-        tx.execute(
+        tx.exec(
             "UPDATE incident_checklist SET done_at = ?3, done_by = ?4 WHERE incident_id = ?1 AND idx = ?2",
             params![id, idx, now.0, author],
         )?;
@@ -538,7 +539,7 @@ impl<'s> Incidents<'s> {
     pub fn get(&self, id: i64) -> Result<Option<IncidentDetail>> {
         let conn = self.store.conn();
         let exists: Option<i64> = conn
-            .query_row("SELECT id FROM incidents WHERE id = ?1", [id], |r| r.get(0))
+            .row("SELECT id FROM incidents WHERE id = ?1", [id], |r| r.get(0))
             .optional()?;
         if exists.is_none() {
             return Ok(None);
@@ -646,7 +647,7 @@ impl<'s> Incidents<'s> {
             let level = inc.escalation_level.saturating_add(1);
             let next = now.add(self.cfg.deadline(inc.priority));
             let receiver = self.receiver(&inc, level);
-            tx.execute(
+            tx.exec(
                 "UPDATE incidents SET escalation_level = ?2, breached = 1, ack_deadline = ?3 WHERE id = ?1",
                 params![id, level, next.0],
             )?;
@@ -680,7 +681,7 @@ impl<'s> Incidents<'s> {
 
 /// Links the alert; true if it was not linked yet (and writes the timeline).
 fn attach(tx: &rusqlite::Connection, id: i64, alert: &Alert, now: Timestamp) -> Result<bool> {
-    let n = tx.execute(
+    let n = tx.exec(
         "INSERT OR IGNORE INTO incident_alerts (incident_id, alert_id) VALUES (?1, ?2)",
         params![id, alert.id],
     )?;
@@ -717,7 +718,7 @@ fn timeline(
     author: Option<&str>,
     text: &str,
 ) -> Result<i64> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO incident_timeline (incident_id, at, kind, author, text) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, at.0, kind.as_str(), author, text],
     )?;
@@ -726,7 +727,7 @@ fn timeline(
 
 fn load(conn: &rusqlite::Connection, id: i64) -> Result<Incident> {
     let raw = conn
-        .query_row(
+        .row(
             &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
             [id],
             raw_incident,
