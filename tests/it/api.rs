@@ -583,6 +583,64 @@ fn without_keys_the_api_is_open_on_loopback_only() {
     let _ = child.wait();
 }
 
+/// `api.tls`: the API speaks HTTPS with the configured certificate (test
+/// material in `tests/fixtures/tls/`). A client that trusts its CA is
+/// answered; one that does not, and one speaking plain HTTP to the port,
+/// get no answer at all.
+#[test]
+fn serves_https_with_the_configured_certificate() {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let data = tempfile::tempdir().unwrap();
+    let cfg = data.path().join("secmon.yaml");
+    let seeds = std::fs::read_to_string(super::support::example("seeds.yaml")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{seeds}\napi:\n  tls:\n    cert: {}\n    key: {}\n",
+            tls.join("cert.pem").display(),
+            tls.join("key.pem").display()
+        ),
+    )
+    .unwrap();
+    let viewer = key(data.path(), "viewer");
+    let d = Daemon::start(data, &cfg);
+    assert!(d.url.starts_with("https://127.0.0.1:"), "{}", d.url);
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
+    let trusting = Client::builder()
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = trusting
+        .get(format!("{}/health", d.url))
+        .bearer_auth(&viewer)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "ok");
+
+    let untrusting = Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let err = untrusting
+        .get(format!("{}/health", d.url))
+        .send()
+        .expect_err("a certificate from an unknown CA is refused");
+    assert!(err.is_connect(), "{err:?}");
+
+    let plain = d.url.replacen("https://", "http://", 1);
+    assert!(
+        untrusting
+            .get(format!("{plain}/health"))
+            .bearer_auth(&viewer)
+            .send()
+            .is_err(),
+        "plain HTTP gets no HTTP answer from the TLS port"
+    );
+}
+
 /// A tiny HTTP health endpoint whose answer the test switches.
 fn health_server() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>) {
     use std::io::{Read, Write};
