@@ -533,6 +533,7 @@ mod tests {
             fired_at: Timestamp(0),
             resolved_at: None,
             actions_taken: Vec::new(),
+            actions: Vec::new(),
         };
         Box::new(OutboxItem {
             id,

@@ -677,6 +677,7 @@ fn view(rule: &Rule, alert: &Alert, actions_taken: Vec<String>) -> AlertView {
         fired_at: alert.last_seen,
         resolved_at: alert.resolved_at,
         actions_taken,
+        actions: rule.actions().to_vec(),
     }
 }
 
@@ -704,6 +705,7 @@ fn escalation_message(receiver: &str, inc: &Incident, level: u32) -> Message {
         fired_at: inc.opened,
         resolved_at: None,
         actions_taken: Vec::new(),
+        actions: Vec::new(),
     };
     Message {
         receiver: receiver.to_string(),

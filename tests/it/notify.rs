@@ -66,7 +66,7 @@ notify:
   receivers:
     - {{name: security-slack, kind: slack, url: "{url}/services/T0/B0/x", channel: "#security-alerts"}}
   routes:
-    - {{match: {{min_severity: high}}, receivers: [security-slack], group_wait: 0s}}
+    - {{match: {{actions: [notify_security]}}, receivers: [security-slack], group_wait: 0s}}
   footer: "OCMT Security | Production"
 rules:
   - id: failed-logins-per-ip

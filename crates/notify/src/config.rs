@@ -378,6 +378,11 @@ pub struct MatchConfig {
     /// Exact values of labels or group keys.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Actions of the rule (`actions: [notify_security]` sends every alert
+    /// of a rule listing `notify_security` down this route): a rule says
+    /// who must hear of it by naming an action, the routes say how.
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
 }
 
 /// Token bucket: `per_minute` tokens a minute, at most `burst` saved up.

@@ -61,6 +61,10 @@ pub struct AlertView {
     /// What the response engine did, e.g. "IP blocked for 1 hour".
     #[serde(default)]
     pub actions_taken: Vec<String>,
+    /// The actions the rule lists (`block_ip`, `notify_security`), which
+    /// routes can match on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
 }
 
 /// Keys under which an IP address is recognised in `group` / `labels`.
@@ -205,6 +209,7 @@ impl Message {
             fired_at: now,
             resolved_at: None,
             actions_taken: vec![],
+            actions: Vec::new(),
         };
         Message {
             receiver: receiver.to_string(),

@@ -57,6 +57,11 @@ pub fn matches(m: &MatchConfig, a: &AlertView) -> bool {
     {
         return false;
     }
+    if let Some(wanted) = &m.actions
+        && !wanted.iter().any(|w| a.actions.contains(w))
+    {
+        return false;
+    }
     m.labels
         .iter()
         .all(|(k, v)| a.get(k).as_deref() == Some(v.as_str()))
@@ -522,6 +527,27 @@ mod tests {
         a.fingerprint = f.into();
         a.group = vec![("ip".into(), ip.into())];
         a
+    }
+
+    #[test]
+    fn routes_match_the_actions_a_rule_lists() {
+        let c = cfg(serde_json::json!({
+            "receivers": receivers(),
+            "routes": [
+                {"match": {"actions": ["notify_security", "page"]}, "receivers": ["slack"], "continue": true},
+                {"receivers": ["mail"]}
+            ]
+        }));
+        let r = Router::new(&c);
+        let mut a = alert();
+        assert_eq!(r.route(&a), vec![(1, "mail".to_string())]);
+        a.actions = vec!["block_ip".into(), "notify_security".into()];
+        assert_eq!(
+            r.route(&a),
+            vec![(0, "slack".to_string()), (1, "mail".to_string())]
+        );
+        a.actions = vec!["block_ip".into()];
+        assert_eq!(r.route(&a), vec![(1, "mail".to_string())]);
     }
 
     #[test]

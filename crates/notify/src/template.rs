@@ -359,6 +359,7 @@ pub(crate) mod tests {
             fired_at: Timestamp::from_millis(1_705_312_200_000),
             resolved_at: None,
             actions_taken: vec!["IP blocked for 1 hour".into()],
+            actions: Vec::new(),
         }
     }
 

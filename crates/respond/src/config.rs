@@ -104,10 +104,9 @@ pub struct RespondConfig {
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActionConfig {
-    /// The decision this action makes, if any (notification-only actions have none).
+    /// The decision this action makes, if any (an action without one only
+    /// labels the alert; who is told is decided by `notify.routes`).
     pub decision: Option<DecisionAction>,
-    /// Receivers the notify layer sends to; not interpreted here.
-    pub notify: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -264,7 +263,6 @@ impl RespondConfig {
                 ladder,
                 lookback: default_lookback(),
             }),
-            notify: Vec::new(),
         };
         let h = |n: i64| Dur::from_mins(60 * n);
         RespondConfig {

@@ -316,6 +316,7 @@ pub fn alert() -> secmon_notify::AlertView {
         fired_at: Timestamp::from_millis(1_705_312_200_000),
         resolved_at: None,
         actions_taken: vec!["IP blocked for 1 hour".into()],
+        actions: Vec::new(),
     }
 }
 
