@@ -77,11 +77,11 @@ pub fn record_too_long(summary: &mut Summary, source: &str, line: u64, len: u64)
 
 /// The event fields detection reads: the ruleset's
 /// ([`Ruleset::event_paths`]) plus the sshd correlator's. `replay` without a
-/// response plan has its syslog and pattern parsers store only these, so the parser threads
-/// skip building what no rule reads (an sshd line's message, program,
-/// port…) and the engine thread moves, buffers and frees small events; the
-/// verdicts are the same, since nothing after the parser reads anything
-/// else. Not for `run` (the archive keeps whole events) nor for a dry-run
+/// response plan has its syslog and pattern parsers store only these, so
+/// the parser threads skip building what no rule reads (an sshd line's
+/// message, program, port…) and the engine thread moves, buffers and frees
+/// small events; the verdicts are the same, since nothing after the parser
+/// reads anything else. Not for `run` (the archive keeps whole events) nor for a dry-run
 /// plan (incident evidence shows whole events).
 pub fn projection(ruleset: &Ruleset) -> Projection {
     let mut paths = ruleset.event_paths();
