@@ -281,7 +281,8 @@ pub struct ReplayArgs {
     /// Never draw a progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Parser threads (default: available cores).
+    /// Parser threads (default: available cores minus one, at least one; the
+    /// engine runs on a thread of its own).
     #[arg(long)]
     pub threads: Option<usize>,
     /// `dry-run`: instead of alerts, print the response plan (alert lifecycle,
