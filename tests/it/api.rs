@@ -641,6 +641,15 @@ fn serves_https_with_the_configured_certificate() {
     );
 }
 
+/// Polls `cond` every 200 ms for up to 15 s; fails the test naming `what`.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A tiny HTTP health endpoint whose answer the test switches.
 fn health_server() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>) {
     use std::io::{Read, Write};
@@ -781,19 +790,13 @@ fn cli_decisions_next_to_a_running_daemon_reach_the_api() {
     let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
         .as_i64()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while d
-        .get("/v1/decisions?ip=192.0.2.77", &bouncer)
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the CLI's decision never reached the API"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let blocked = || {
+        !d.get("/v1/decisions?ip=192.0.2.77", &bouncer)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    };
+    eventually("the CLI's decision reaches the API", blocked);
     let out = bin()
         .args(["decisions", "-c"])
         .arg(&cfg)
@@ -807,18 +810,6 @@ fn cli_decisions_next_to_a_running_daemon_reach_the_api() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !d
-        .get("/v1/decisions?ip=192.0.2.77", &bouncer)
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the CLI's deletion never reached the API"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually("the CLI's deletion reaches the API", || !blocked());
     d.stop();
 }
