@@ -107,6 +107,10 @@ fn render_derived(out: &mut String, snap: &Snapshot, rs: &secmon_engine::Ruleset
                 header(out, &name, "counter", &help);
                 let _ = writeln!(out, "{name} {}", num(m.value * scale));
             }
+            MetricKind::UpDown => {
+                header(out, &name, "gauge", &help);
+                let _ = writeln!(out, "{name} {}", num(m.value * scale));
+            }
             MetricKind::Gauge => {
                 if m.count == 0 {
                     continue; // never observed: no value to report

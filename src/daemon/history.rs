@@ -112,6 +112,8 @@ impl History {
         for m in &snap.metrics {
             match m.kind {
                 MetricKind::Counter => out.push(Sample::counter(m.name.as_str(), m.value)),
+                // A level (sessions alive): recorded as is, zero included.
+                MetricKind::UpDown => out.push(Sample::gauge(m.name.as_str(), m.value)),
                 MetricKind::Gauge => {
                     if m.count > 0 {
                         out.push(Sample::gauge(m.name.as_str(), m.value));

@@ -136,6 +136,12 @@ pub enum MetricKind {
     Histogram,
     /// Last observed value.
     Gauge,
+    /// A level counted up and down by events, such as the sessions alive
+    /// now: +1 for each event matching `match`, −1 for each matching
+    /// `down`. Kept at or above zero, because an end whose start happened
+    /// before secmon was watching cannot be paired with anything.
+    #[serde(rename = "updown")]
+    UpDown,
 }
 
 impl MetricKind {
@@ -144,6 +150,7 @@ impl MetricKind {
             MetricKind::Counter => "counter",
             MetricKind::Histogram => "histogram",
             MetricKind::Gauge => "gauge",
+            MetricKind::UpDown => "updown",
         }
     }
 }
@@ -159,8 +166,12 @@ pub struct MetricConfig {
     /// Which events update the metric; absent means every event.
     #[serde(rename = "match", default)]
     pub match_: Option<ConditionConfig>,
+    /// Updown only (and required there): the events that count the level
+    /// down, e.g. `{event: auth.session_invalidated}`.
+    #[serde(default)]
+    pub down: Option<ConditionConfig>,
     /// Histogram/gauge: the observed number (required). Counter: optional
-    /// increment (default 1).
+    /// increment (default 1). Updown: not allowed (each event counts one).
     #[serde(default)]
     pub field: Option<FieldPath>,
     #[serde(default)]

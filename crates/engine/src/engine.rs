@@ -474,6 +474,7 @@ impl Engine {
                 continue;
             }
             let v = match (&m.field, m.kind) {
+                (_, crate::config::MetricKind::UpDown) => m.step(&ev),
                 (Some(f), crate::config::MetricKind::Counter) => {
                     ev.get(f.as_str()).and_then(Value::as_f64).unwrap_or(1.0)
                 }

@@ -57,8 +57,10 @@ impl Func {
     /// Whether the function applies to a metric of `kind`.
     pub fn accepts(self, kind: MetricKind) -> bool {
         match self {
-            Func::Rate | Func::Increase => kind == MetricKind::Counter,
-            Func::Quantile(_) | Func::Avg | Func::Min | Func::Max => kind != MetricKind::Counter,
+            Func::Rate | Func::Increase => matches!(kind, MetricKind::Counter | MetricKind::UpDown),
+            Func::Quantile(_) | Func::Avg | Func::Min | Func::Max => {
+                matches!(kind, MetricKind::Gauge | MetricKind::Histogram)
+            }
             Func::Current | Func::Count | Func::Sum => true,
         }
     }
@@ -145,7 +147,7 @@ impl MetricExpr {
                                 c.metric,
                                 match c.func {
                                     Func::Rate | Func::Increase =>
-                                        "rate and increase need a counter",
+                                        "rate and increase need a counter or updown",
                                     _ => "quantiles, avg, min and max need a histogram or gauge",
                                 }
                             ));

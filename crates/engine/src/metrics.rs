@@ -8,6 +8,8 @@
 //! keep sums and counts, histograms and gauges add min/max and a DDSketch
 //! (relative error 1%, [`SKETCH_ALPHA`]) merged across the window at
 //! evaluation. Gauges and histograms also remember their last value.
+//! An updown's running total is its level (floored at zero); its buckets
+//! hold the level's net change, so `increase` reads how it moved.
 //!
 //! Stores are fed in event-time order by the engine; they never see the
 //! watermark, and they allocate only when a bucket first gets a sketch.
@@ -66,7 +68,7 @@ pub(crate) struct Store {
     pub kind: MetricKind,
     width: i64,
     ring: Vec<Bucket>,
-    /// Counter: running total. Others: number of observations (for display).
+    /// Counter: running total. Updown: the level. Others: sum of observations.
     pub total: f64,
     pub count: u64,
     /// Last observed value and its time.
@@ -104,26 +106,38 @@ impl Store {
         b
     }
 
-    /// Records one observation (`v` = increment for counters).
-    pub fn record(&mut self, t: i64, v: f64) {
+    /// Records one observation (`v` = increment for counters, ±1 for an
+    /// updown).
+    pub fn record(&mut self, t: i64, mut v: f64) {
         if !v.is_finite() {
             return;
         }
         let kind = self.kind;
+        if kind == MetricKind::UpDown {
+            // The floor: an end without a start seen does not count down.
+            v = (self.total + v).max(0.0) - self.total;
+        }
         let k = bucket_of(t, self.width);
         let b = self.slot(k);
         b.count += 1;
         b.sum += v;
         b.min = b.min.min(v);
         b.max = b.max.max(v);
-        if kind != MetricKind::Counter {
+        if matches!(kind, MetricKind::Gauge | MetricKind::Histogram) {
             b.sketch
                 .get_or_insert_with(|| Box::new(DDSketch::new(sketch_config())))
                 .add(v);
         }
         self.total += v;
         self.count += 1;
-        self.last = Some((v, t));
+        self.last = Some((
+            if kind == MetricKind::UpDown {
+                self.total
+            } else {
+                v
+            },
+            t,
+        ));
     }
 
     /// Buckets of the window `(at − window, at]` (rounded up to whole buckets).
@@ -147,8 +161,8 @@ impl Store {
     pub fn eval(&self, func: Func, window: i64, at: i64) -> Option<f64> {
         if func == Func::Current {
             return match self.kind {
-                MetricKind::Counter if self.count > 0 => Some(self.total),
-                MetricKind::Counter => None,
+                MetricKind::Counter | MetricKind::UpDown if self.count > 0 => Some(self.total),
+                MetricKind::Counter | MetricKind::UpDown => None,
                 _ => self.last.map(|(v, _)| v),
             };
         }
@@ -199,7 +213,8 @@ impl Store {
 pub struct MetricSample {
     pub name: Str,
     pub kind: MetricKind,
-    /// Counter: running total. Gauge and histogram: last observed value.
+    /// Counter: running total. Updown: the level. Gauge and histogram: last
+    /// observed value.
     pub value: f64,
     /// Number of observations since start.
     pub count: u64,
@@ -221,7 +236,7 @@ impl Store {
             (None, None, None)
         };
         let value = match self.kind {
-            MetricKind::Counter => self.total,
+            MetricKind::Counter | MetricKind::UpDown => self.total,
             _ => self.last.map_or(0.0, |(v, _)| v),
         };
         MetricSample {
@@ -272,5 +287,23 @@ mod tests {
         let sample = s.sample(100_000);
         assert!(sample.p50.is_some());
         assert_eq!(sample.value, 1000.0);
+    }
+
+    #[test]
+    fn updown_level_never_below_zero() {
+        let mut s = Store::new("u".into(), MetricKind::UpDown, 10_000, 60_000);
+        assert_eq!(s.eval(Func::Current, 0, 0), None);
+        s.record(1_000, -1.0); // an end whose start was never seen
+        assert_eq!(s.eval(Func::Current, 0, 1_000), Some(0.0));
+        s.record(2_000, 1.0);
+        s.record(3_000, 1.0);
+        s.record(11_000, 1.0);
+        s.record(12_000, -1.0);
+        assert_eq!(s.eval(Func::Current, 0, 12_000), Some(2.0));
+        assert_eq!(s.sample(12_000).value, 2.0);
+        // Net change per window, counting only what moved the level.
+        assert_eq!(s.eval(Func::Increase, 10_000, 10_000), Some(2.0));
+        assert_eq!(s.eval(Func::Increase, 10_000, 20_000), Some(0.0));
+        assert_eq!(s.eval(Func::Count, 20_000, 20_000), Some(5.0));
     }
 }

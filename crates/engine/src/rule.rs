@@ -177,10 +177,27 @@ impl Rule {
 pub struct Metric {
     pub name: Str,
     pub kind: MetricKind,
+    /// Which events update the metric. For an updown, `match` or `down`
+    /// (one condition, so dispatch by event name and field projection need
+    /// no special case).
     pub condition: Condition,
+    /// Updown: the events among those that count the level down.
+    pub down: Option<Condition>,
     pub field: Option<FieldPath>,
     pub description: Option<String>,
     pub unit: Option<String>,
+}
+
+impl Metric {
+    /// An updown's change for an event its condition matched: −1 when it
+    /// matches `down` (which wins when both match, so `match` may be broad),
+    /// else +1.
+    pub(crate) fn step(&self, ev: &secmon_core::Event) -> f64 {
+        match &self.down {
+            Some(d) if d.matches(ev) => -1.0,
+            _ => 1.0,
+        }
+    }
 }
 
 /// An immutable, validated set of rules and metrics.
@@ -260,16 +277,61 @@ impl Ruleset {
             } else if metrics[..i].iter().any(|o| o.name == m.name) {
                 errs.push(("name".into(), format!("duplicate metric name `{}`", m.name)));
             }
-            if m.kind != MetricKind::Counter && m.field.is_none() {
-                errs.push((
-                    "field".into(),
-                    format!(
-                        "a {} needs `field`: the number it observes",
-                        m.kind.as_str()
-                    ),
-                ));
+            match m.kind {
+                MetricKind::Counter => {}
+                MetricKind::UpDown => {
+                    if m.field.is_some() {
+                        errs.push((
+                            "field".into(),
+                            "an updown counts events (+1 on `match`, −1 on `down`); it takes no `field`".into(),
+                        ));
+                    }
+                }
+                MetricKind::Gauge | MetricKind::Histogram => {
+                    if m.field.is_none() {
+                        errs.push((
+                            "field".into(),
+                            format!(
+                                "a {} needs `field`: the number it observes",
+                                m.kind.as_str()
+                            ),
+                        ));
+                    }
+                }
             }
-            let condition = compile_match(m.match_.as_ref(), &mut errs);
+            let mut condition = compile_match(m.match_.as_ref(), &mut errs);
+            let down = match (m.kind, &m.down) {
+                (MetricKind::UpDown, None) => {
+                    errs.push((
+                        "down".into(),
+                        "an updown needs `down`: the events that count it down".into(),
+                    ));
+                    None
+                }
+                (MetricKind::UpDown, Some(d)) => match compile_config(d) {
+                    Ok(d) => {
+                        condition = Condition::Or(vec![condition, d.clone()]);
+                        Some(d)
+                    }
+                    Err(e) => {
+                        let field = if e.path.is_empty() {
+                            "down".to_string()
+                        } else {
+                            format!("down.{}", e.path)
+                        };
+                        errs.push((field, e.message));
+                        None
+                    }
+                },
+                (_, Some(_)) => {
+                    errs.push((
+                        "down".into(),
+                        format!("only an updown has `down`, not a {}", m.kind.as_str()),
+                    ));
+                    None
+                }
+                (_, None) => None,
+            };
             errors.extend(errs.into_iter().map(|(field, message)| BuildError {
                 item: Item::Metric(i),
                 field,
@@ -279,6 +341,7 @@ impl Ruleset {
                 name: Str::from(m.name.as_str()),
                 kind: m.kind,
                 condition,
+                down,
                 field: m.field.clone(),
                 description: m.description.clone(),
                 unit: m.unit.clone(),

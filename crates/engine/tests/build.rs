@@ -164,3 +164,53 @@ fn event_paths_lists_what_rules_and_metrics_read() {
         ]
     );
 }
+
+#[test]
+fn updown_needs_down_and_no_field() {
+    let errs = build(
+        "[]",
+        r#"
+- name: a
+  type: updown
+  match: {event: x}
+- name: b
+  type: updown
+  match: {event: x}
+  down: {event: y}
+  field: fields.v
+- name: c
+  type: counter
+  down: {event: y}
+- name: d
+  type: updown
+  down: "event = ("
+"#,
+    )
+    .unwrap_err();
+    let got: Vec<(Item, &str)> = errs.iter().map(|e| (e.item, e.field.as_str())).collect();
+    for want in [
+        (Item::Metric(0), "down"),
+        (Item::Metric(1), "field"),
+        (Item::Metric(2), "down"),
+        (Item::Metric(3), "down"),
+    ] {
+        assert!(got.contains(&want), "missing {want:?} in {errs:#?}");
+    }
+    // Functions that read a level's distribution are refused; rate is not.
+    let errs = build(
+        r#"
+- id: r
+  severity: low
+  detector: {type: metric, expr: 'p95(u[5m]) > 1 or increase(u[5m]) > 3'}
+"#,
+        r#"
+- name: u
+  type: updown
+  match: {event: x}
+  down: {event: y}
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("p95") || errs[0].message.contains("quantile"));
+}

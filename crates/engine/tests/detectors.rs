@@ -742,3 +742,43 @@ fn state_condition_errors_name_the_field() {
         "{errs:?}"
     );
 }
+
+/// An updown counts sessions up on creation and down on invalidation (any
+/// reason), never below zero, and a metric rule can read its level.
+#[test]
+fn updown_counts_sessions_alive() {
+    let rs = ruleset(
+        r#"
+- id: many.sessions
+  severity: low
+  detector: {type: metric, expr: 'sessions >= 2'}
+"#,
+        r#"
+- name: sessions
+  type: updown
+  match: {event: auth.session_created}
+  down: {event: auth.session_invalidated}
+"#,
+    );
+    let inv = |t, reason: &str| {
+        ev(
+            t,
+            "auth.session_invalidated",
+            &[("reason", Value::from(reason))],
+        )
+    };
+    let created = |t| ev(t, "auth.session_created", &[]);
+    let evs = [
+        inv(1_000, "timeout"), // started before we watched: no effect
+        created(2_000),
+        created(3_000),
+        created(4_000),
+        inv(5_000, "logout"),
+        ev(20_000, "auth.login_failed", &[]),
+    ];
+    let (v, e) = run(&rs, cfg(0), evs);
+    let snap = e.metrics_snapshot();
+    assert_eq!(snap[0].value, 2.0);
+    assert_eq!(snap[0].count, 5);
+    assert_eq!(fires(&v).len(), 1);
+}
