@@ -229,3 +229,181 @@ fn a_silenced_alert_is_recorded_but_not_notified() {
     let expired = run_ok(bin().args(["silences", "--data-dir", dd, "expire", "1"]));
     assert!(String::from_utf8_lossy(&expired.stdout).contains("pen test"));
 }
+
+/// A plain SMTP server that refuses every login with a 535 echoing what it
+/// was sent (the base64 credentials and the password they decode to), as
+/// some servers do. Each AUTH line it got goes to the test.
+fn rejecting_smtp() -> (u16, Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let _ = conn.write_all(b"220 test ESMTP\r\n");
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let cmd = line.trim_end().to_string();
+                    let answer = if cmd.starts_with("EHLO") {
+                        "250-test\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+                    } else if let Some(b64) = cmd.strip_prefix("AUTH PLAIN ") {
+                        let _ = tx.send(cmd.clone());
+                        let decoded = decode_b64(b64);
+                        let password = decoded.rsplit('\0').next().unwrap_or_default();
+                        format!("535 5.7.8 credentials {b64} ({password}) rejected\r\n")
+                    } else if cmd == "QUIT" {
+                        let _ = conn.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        "502 5.5.2 no\r\n".to_string()
+                    };
+                    if conn.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// Standard base64 (the test's own, so that it checks the wire form
+/// independently of the code under test).
+fn decode_b64(s: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().take_while(|&c| c != b'=') {
+        let Some(v) = ABC.iter().position(|&a| a == c) else {
+            break;
+        };
+        bits = (bits << 6) | v as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The SMTP password reaches the server and nothing else: not `notify
+/// test`'s error, not `run`'s logs, not the dead letter `notifications
+/// list --failed` shows — even when the server echoes it back.
+#[test]
+fn the_smtp_password_never_appears_in_logs_or_errors() {
+    const PASSWORD: &str = "Tr0ub4dor&3-smtp";
+    let (port, auths) = rejecting_smtp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("secmon.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r##"
+data_dir: {data}
+engine: {{lateness: 0s}}
+notify:
+  receivers:
+    - {{name: mail, kind: email, host: 127.0.0.1, port: {port}, security: none,
+       username: secmon, password: {{env: SECMON_TEST_SMTP_PASSWORD}},
+       from: "secmon@example.com", to: [security@example.com]}}
+  routes:
+    - {{receivers: [mail], group_wait: 0s}}
+rules:
+  - id: failed-logins-per-ip
+    severity: high
+    match: {{event: auth.login_failed}}
+    group_by: [fields.ip]
+    detector: {{type: threshold, count: 3, window: 5m}}
+"##,
+            data = dir.path().join("data").display()
+        ),
+    )
+    .expect("write config");
+    let leaks = |what: &str, text: &str| {
+        let plain_b64 = "AHNlY21vbgBUcjB1YjRkb3ImMy1zbXRw"; // "\0secmon\0" + password
+        assert!(
+            !text.contains(PASSWORD),
+            "{what} shows the password:\n{text}"
+        );
+        assert!(
+            !text.contains(plain_b64),
+            "{what} shows AUTH PLAIN:\n{text}"
+        );
+    };
+
+    let out = bin()
+        .args(["notify", "-c"])
+        .arg(&cfg)
+        .args(["test", "mail"])
+        .env("SECMON_TEST_SMTP_PASSWORD", PASSWORD)
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("535"), "{err}");
+    leaks("notify test", &err);
+    leaks(
+        "notify test (stdout)",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    let auth = auths
+        .recv_timeout(Duration::from_secs(5))
+        .expect("AUTH sent");
+    assert_eq!(
+        decode_b64(auth.trim_start_matches("AUTH PLAIN ")),
+        format!("\0secmon\0{PASSWORD}")
+    );
+
+    let mut child = bin()
+        .args(["run", "--no-api", "--stdin", "-c"])
+        .arg(&cfg)
+        .env("SECMON_TEST_SMTP_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn secmon run");
+    {
+        // Closed at once: the stdin source hands its lines over at the end
+        // of input, and `run` then delivers what is due before it stops.
+        let mut stdin = child.stdin.take().expect("stdin");
+        for k in 0..3 {
+            writeln!(
+                stdin,
+                r#"{{"timestamp":"2024-01-15T10:30:0{k}.000Z","event":"auth.login_failed","fields":{{"ip":"192.0.2.7"}}}}"#
+            )
+            .expect("write");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", stderr(&out));
+    auths
+        .recv_timeout(Duration::from_secs(5))
+        .expect("run sent the alert by email");
+    let logs = stderr(&out);
+    assert!(logs.contains("535"), "the failure is logged:\n{logs}");
+    leaks("run's logs", &logs);
+    leaks("run's stdout", &String::from_utf8_lossy(&out.stdout));
+
+    let data = dir.path().join("data");
+    let dead = run_ok(bin().args(["notifications", "-c"]).arg(&cfg).args([
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "list",
+        "--failed",
+        "--json",
+    ]));
+    let text = String::from_utf8_lossy(&dead.stdout).into_owned();
+    assert!(text.contains("535"), "dead letter with its reason: {text}");
+    leaks("notifications list --failed", &text);
+}

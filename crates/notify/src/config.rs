@@ -10,6 +10,15 @@
 //!   - name: pd
 //!     kind: pagerduty
 //!     routing_key: {file: /run/secrets/pd_key}
+//!   - name: mail
+//!     kind: email
+//!     host: smtp.example.com
+//!     security: starttls                 # default; or tls (port 465), none
+//!     ca_file: /etc/secmon/smtp-ca.pem   # a private CA (optional)
+//!     username: secmon
+//!     password: {env: SMTP_PASSWORD}
+//!     from: "secmon <secmon@example.com>"
+//!     to: [security@example.com]
 //! routes:
 //!   - match: {min_severity: high}
 //!     receivers: [pd, slack-sec]
@@ -21,6 +30,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use secmon_core::{Dur, Priority, Severity};
 use serde::Deserialize;
@@ -201,12 +211,26 @@ receiver_struct!(
 receiver_struct!(
     /// Email over SMTP.
     EmailConfig {
+        /// The server's name: the TLS certificate must be valid for it
+        /// (a DNS name or an IP address in its subjectAltName).
         host: String,
         /// Default 587 for starttls, 465 for tls, 25 for none.
         #[serde(default)]
         port: Option<u16>,
+        /// `starttls` (default): plain connection upgraded with STARTTLS,
+        /// which must succeed (a server that does not offer it gets
+        /// nothing, not even the credentials); `tls`: TLS from the first
+        /// byte (port 465); `none`: plain text, for local relays only.
         #[serde(default)]
         security: SmtpSecurity,
+        /// PEM file of the CA(s) that issued the server's certificate (a
+        /// private CA). When set, only these are trusted, not the system's
+        /// roots. Only with `starttls` or `tls`.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// With `password`: AUTH PLAIN or LOGIN, whichever the server
+        /// offers, and only once the connection is encrypted (unless
+        /// `security: none`).
         #[serde(default)]
         username: Option<String>,
         #[serde(default)]

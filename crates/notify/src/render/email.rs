@@ -1,13 +1,25 @@
 //! Email over SMTP (lettre): a multipart/alternative message with a text and
 //! an HTML body, sent with STARTTLS, implicit TLS, or (local relays, tests)
 //! plain SMTP, with optional authentication.
+//!
+//! TLS is never optional once asked for: `starttls` uses lettre's
+//! `Tls::Required`, so a server (or a man in the middle) that does not offer
+//! STARTTLS gets no credentials and no message, and the attempt fails. The
+//! certificate is checked against the system's roots, or only against the
+//! receiver's `ca_file` when one is set (a private CA).
+//!
+//! The SMTP password never leaves this module except inside lettre's
+//! transport: [`Email::secrets`] lists it with the forms it takes on the
+//! wire (base64 in AUTH PLAIN and LOGIN), so the dispatcher scrubs all of
+//! them from error reasons, even when a server echoes what it was sent.
 
 use std::fmt;
 use std::time::Duration;
 
+use base64::Engine;
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 use secmon_core::Dur;
 
@@ -17,12 +29,16 @@ use crate::secret::EnvLookup;
 use crate::template::Templates;
 use crate::{Error, Result};
 
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----";
+
 pub struct Email {
     pub from: Mailbox,
     pub to: Vec<Mailbox>,
     pub templates: Templates,
     transport: SmtpTransport,
     server: String,
+    /// The password and its base64 wire forms (see [`Email::secrets`]).
+    secrets: Vec<String>,
 }
 
 impl fmt::Debug for Email {
@@ -77,9 +93,39 @@ impl Email {
             SmtpSecurity::None => 25,
         });
         let tls = match c.security {
-            SmtpSecurity::None => Tls::None,
+            SmtpSecurity::None => {
+                if c.ca_file.is_some() {
+                    return Err(bad(
+                        "ca_file",
+                        &"needs security: starttls or tls (security is none)",
+                    ));
+                }
+                Tls::None
+            }
             s => {
-                let params = TlsParameters::new(c.host.clone()).map_err(|e| bad("tls", &e))?;
+                let mut params = TlsParameters::builder(c.host.clone());
+                if let Some(path) = &c.ca_file {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        bad("ca_file", &format_args!("{}: {}", path.display(), e.kind()))
+                    })?;
+                    // lettre takes a file without any PEM certificate as an
+                    // empty trust store, which would fail every send later.
+                    if !pem
+                        .windows(CERT_PEM.len())
+                        .any(|w| w == CERT_PEM.as_bytes())
+                    {
+                        return Err(bad(
+                            "ca_file",
+                            &format_args!("{}: no PEM certificate in it", path.display()),
+                        ));
+                    }
+                    let cert = Certificate::from_pem(&pem)
+                        .map_err(|e| bad("ca_file", &format_args!("{}: {e}", path.display())))?;
+                    params = params
+                        .certificate_store(CertificateStore::None)
+                        .add_root_certificate(cert);
+                }
+                let params = params.build_rustls().map_err(|e| bad("tls", &e))?;
                 if s == SmtpSecurity::Tls {
                     Tls::Wrapper(params)
                 } else {
@@ -93,10 +139,17 @@ impl Email {
             .timeout(Some(Duration::from_millis(
                 timeout.as_millis().max(1) as u64
             )));
+        let mut secrets = Vec::new();
         match (&c.username, &c.password) {
             (Some(u), Some(p)) => {
                 let what = format!("receiver {:?} password", c.name);
                 let p = p.resolve(&what, env, warnings)?;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                secrets = vec![
+                    p.expose().to_string(),
+                    b64.encode(p.expose()),
+                    b64.encode(format!("\0{u}\0{}", p.expose())),
+                ];
                 b = b.credentials(Credentials::new(u.clone(), p.expose().to_string()));
             }
             (None, None) => {}
@@ -108,7 +161,15 @@ impl Email {
             templates,
             transport: b.build(),
             server: format!("{}:{port}", c.host),
+            secrets,
         })
+    }
+
+    /// Values to scrub from error reasons: the SMTP password as written and
+    /// as AUTH LOGIN (`base64(password)`) and AUTH PLAIN
+    /// (`base64("\0user\0password")`) send it. Empty without credentials.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(String::as_str)
     }
 
     /// Subject, text and HTML of `msg` (pure).

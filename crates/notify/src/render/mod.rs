@@ -165,7 +165,8 @@ impl Receiver {
                 v.extend(r.secret.as_ref().map(|s| s.expose()));
                 v
             }
-            Receiver::Alertmanager(_) | Receiver::Email(_) => vec![],
+            Receiver::Email(r) => r.secrets().collect(),
+            Receiver::Alertmanager(_) => vec![],
         }
     }
 
