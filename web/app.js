@@ -70,6 +70,17 @@ function fmtTime(t) {
   const d = new Date(t);
   return d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
 }
+/// Compact time for table cells: the time of day within the last day, else the date too (UTC).
+function fmtShort(t) {
+  if (!t) return '–';
+  const iso = new Date(t).toISOString();
+  return Date.now() - t < 86400e3 ? iso.slice(11, 19) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
+}
+/// Axis numbers with SI suffixes, so millions fit the axis.
+function fmtAxis(v) {
+  const a = Math.abs(v);
+  return a >= 1e9 ? `${+(v / 1e9).toFixed(1)}G` : a >= 1e6 ? `${+(v / 1e6).toFixed(1)}M` : a >= 1e4 ? `${+(v / 1e3).toFixed(1)}k` : String(+v.toFixed(3));
+}
 function fmtLeft(ms) {
   if (ms <= 0) return 'expired';
   const s = Math.floor(ms / 1000), d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600),
@@ -213,17 +224,22 @@ function plot(p, body, series) {
     return;
   }
   if (old) old.destroy();
+  // A sparkline (stat panels with `spark`): the line alone, under the number.
   const opts = {
-    width, height: 180,
+    width, height: p.spark ? 48 : 180,
     legend: { show: false },
-    cursor: { drag: { x: false, y: false } },
-    axes: [{ stroke: '#8e8e8e', grid: { stroke: '#2c3235' } }, { stroke: '#8e8e8e', grid: { stroke: '#2c3235' }, size: 50 }],
+    cursor: p.spark ? { show: false } : { drag: { x: false, y: false } },
+    axes: p.spark ? [{ show: false }, { show: false }]
+      : [{ stroke: '#8e8e8e', grid: { stroke: '#2c3235' } }, { stroke: '#8e8e8e', grid: { stroke: '#2c3235' }, size: 50, values: (u, vals) => vals.map(fmtAxis) }],
+    scales: p.spark ? { y: { range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] } } : {},
     series: [{}, ...series.map((s, i) => ({
       label: s._name || labelText(s),
-      stroke: COLORS[i % COLORS.length],
+      stroke: COLORS[(p.spark ? 2 : i) % COLORS.length],
       width: 1.5,
-      fill: p.type === 'area' ? COLORS[i % COLORS.length] + '40' : undefined,
+      fill: p.type === 'area' || p.spark ? COLORS[(p.spark ? 2 : i) % COLORS.length] + '40' : undefined,
       spanGaps: false,
+      // A sparkline of a few points would be invisible as a line alone.
+      points: p.spark ? { show: series[0].points.length < 8, size: 4 } : undefined,
     }))],
   };
   const chart = new window.uPlot(opts, data, body);
@@ -234,15 +250,56 @@ function plot(p, body, series) {
 // ------------------------------------------------------------------- panels
 
 function panelShell(p, page) {
-  const title = (p.rules && p.rules.length)
-    ? h('a', { href: `#/alerts?rule=${encodeURIComponent(p.rules[0])}`, title: 'alerts behind this panel' }, p.title)
-    : p.type === 'alerts' && p.rule
-      ? h('a', { href: `#/alerts?rule=${encodeURIComponent(p.rule)}` }, p.title)
-      : p.title;
+  const rule = (p.rules && p.rules[0]) || (p.type === 'alerts' && p.rule);
+  const title = rule
+    ? h('a', { href: `#/alerts?rule=${encodeURIComponent(rule)}`, title: 'alerts behind this panel' }, p.title)
+    : p.title;
+  // The events behind it: the archive's log search for the panel's events.
+  const events = p.events || p.where;
+  const links = h('span', { class: 'links' },
+    rule ? h('a', { href: `#/alerts?rule=${encodeURIComponent(rule)}`, class: 'to-alerts' }, 'alerts') : null,
+    events ? h('a', { href: logsLink(events), class: 'to-events' }, 'events') : null);
   const cls = 'panel' + (p.wide ? ' wide' : '') + (p.full ? ' full' : '');
   return h('section', { class: cls, 'data-panel': `${page}/${p.id}`, 'data-type': p.type, 'data-state': 'loading' },
-    h('h2', {}, title), h('div', { class: 'body' }));
+    h('h2', {}, title, links), h('div', { class: 'body' }));
 }
+
+/// The log search page for `where`, over the given times or the picker's range.
+function logsLink(where, since, until) {
+  let q = `#/logs?q=${encodeURIComponent(where)}`;
+  if (since !== undefined) q += `&since=${Math.round(since)}&until=${Math.round(until)}`;
+  return q;
+}
+
+/// A value as a literal of the condition language: numbers bare, the rest quoted.
+function literal(v) {
+  return /^-?\d+(\.\d+)?$/.test(v) ? v : JSON.stringify(v);
+}
+
+/// Matching archived events counted by `p.by` in time buckets (/v1/archive/counts).
+function countsUrl(p, r, buckets, top) {
+  return `/v1/archive/counts?where=${encodeURIComponent(p.where)}&by=${encodeURIComponent(p.by)}` +
+    `&${sinceParam(r)}&buckets=${buckets}&top=${top}`;
+}
+
+/// Values of `field` in the groups of the panel's rule's alerts in range:
+/// value -> alerts, so rows can link to the alerts behind them.
+async function alertedValues(p, r) {
+  const out = new Map();
+  const rule = p.rules && p.rules[0];
+  if (!rule) return out;
+  const list = await api(`/v1/alerts?rule=${encodeURIComponent(rule)}&since=${new Date(r.since).toISOString()}&limit=1000`);
+  for (const a of list) {
+    const v = (a.group || []).find(([k]) => k === p.by)?.[1];
+    if (v !== undefined) out.set(String(v), (out.get(String(v)) || 0) + 1);
+  }
+  return out;
+}
+
+/// Archive-backed panels scan the archive on its writer thread (which also
+/// makes ingested events durable): on auto-refresh they are re-read at most
+/// this often; opening a page or changing the range reads them at once.
+const ARCHIVE_REFRESH_MS = 30000;
 
 async function renderPanel(p, el, r) {
   const body = $('.body', el);
@@ -262,12 +319,29 @@ async function renderPanel(p, el, r) {
       const { url, data, missing } = await querySeries(q, rr);
       const pts = data.length ? data[0].points : [];
       const v = p.total ? sumValues(pts) ?? (data.length ? 0 : null) : lastValue(pts);
+      // secmon's own dashboard sessions, as a small figure beside the
+      // monitored application's (panel option `dashboard_sessions`).
+      let own = null;
+      if (p.dashboard_sessions) {
+        const s = await api('/ui/api/session');
+        S.session = s;
+        own = s.active_sessions;
+      }
+      let spark = $('.spark', body);
       body.replaceChildren(
         p.type === 'gauge' ? h('div', { class: 'gauge' }, gaugeSvg(v, p)) : '',
         h('div', { class: `big value ${classFor(v, p.thresholds)}`, 'data-value': v === null ? '' : v }, fmtNum(v)),
+        p.spark ? (spark || (spark = h('div', { class: 'spark' }))) : '',
         h('div', { class: 'note' }, missing ? `no data yet (${p.metric} not recorded)` : (p.unit || '') + (p.window ? ` · last ${p.window} window` : '')),
+        own === null ? '' : h('div', { class: 'note own-sessions', 'data-value': own },
+          `secmon dashboard: ${own} session${own === 1 ? '' : 's'} (idle timeout ${Math.round(S.session.idle_timeout_s / 60)} min)`),
       );
-      done({ 'data-query': url, 'data-value': v === null ? '' : String(v), 'data-agg': p.total ? 'sum' : 'last' });
+      if (p.spark) {
+        if (pts.length) plot({ ...p, spark: true }, spark, [{ metric: p.metric, points: pts, _name: p.title }]);
+        else { S.charts.get(p.id)?.destroy(); S.charts.delete(p.id); }
+      }
+      done({ 'data-query': url, 'data-value': v === null ? '' : String(v), 'data-agg': p.total ? 'sum' : 'last',
+        'data-points': pts.length, ...(own === null ? {} : { 'data-dashboard-sessions': own }) });
       break;
     }
     case 'line':
@@ -332,6 +406,12 @@ async function renderPanel(p, el, r) {
     }
     case 'logs': {
       // Log table from the archive (the seed's "log table" panels).
+      if (el._archiveAt && Date.now() - el._archiveAt < ARCHIVE_REFRESH_MS && el._range === `${r.label}`) {
+        done();
+        break;
+      }
+      el._archiveAt = Date.now();
+      el._range = `${r.label}`;
       const url = `/v1/archive/search?where=${encodeURIComponent(p.where)}&since=${Math.round(r.since)}&until=${Math.round(r.until)}&limit=${p.limit || 20}`;
       let res;
       try {
@@ -346,32 +426,91 @@ async function renderPanel(p, el, r) {
         ? h('table', {}, h('tbody', {}, ...hits.map(x => {
           const ev = x.event || {};
           const f = ev.fields || {};
-          return h('tr', {}, h('td', {}, String(ev.timestamp || '')), h('td', {}, String(ev.service || '')),
+          const t = Date.parse(ev.timestamp);
+          return h('tr', {}, h('td', { title: String(ev.timestamp || '') }, Number.isNaN(t) ? String(ev.timestamp || '') : fmtShort(t)), h('td', {}, String(ev.service || '')),
             h('td', {}, String(f.message ?? f.key ?? f.key_prefix ?? JSON.stringify(f))));
         })))
         : h('div', { class: 'note' }, 'none in range'));
       done({ 'data-query': url, 'data-count': hits.length });
       break;
     }
-    case 'heatmap': {
-      const url = `/v1/alerts?rule=${encodeURIComponent(p.rule)}&since=${new Date(r.since).toISOString()}&limit=1000`;
-      const list = await api(url);
-      const cols = 24, span = (r.until - r.since) / cols;
-      const rows = new Map();
-      for (const a of list) {
-        const ip = (a.group || []).find(([k]) => k === p.field)?.[1] || '?';
-        if (!rows.has(ip)) rows.set(ip, new Array(cols).fill(0));
-        const c = Math.min(cols - 1, Math.max(0, Math.floor((Date.parse(a.first_seen) - r.since) / span)));
-        rows.get(ip)[c] += a.count;
+    case 'heatmap':
+    case 'top': {
+      // Every matching event from the archive, counted by p.by in time
+      // buckets (heatmap) or over the whole range (top): values below any
+      // alert threshold show too, and the counts are events, not alerts.
+      if (el._archiveAt && Date.now() - el._archiveAt < ARCHIVE_REFRESH_MS && el._range === `${r.label}`) {
+        done();
+        break;
       }
-      const max = Math.max(1, ...[...rows.values()].flat());
-      const top = [...rows.entries()].sort((a, b) => b[1].reduce((x, y) => x + y) - a[1].reduce((x, y) => x + y)).slice(0, 20);
-      body.replaceChildren(top.length
-        ? h('table', { class: 'heat' }, ...top.map(([ip, cells]) => h('tr', { 'data-ip': ip },
-          h('th', {}, h('a', { href: `#/alerts?rule=${encodeURIComponent(p.rule)}` }, ip)),
-          ...cells.map((n, i) => h('td', { title: `${n} failed logins, ${fmtTime(r.since + i * span)}`, style: n ? `background: rgba(242,73,92,${(0.15 + 0.85 * n / max).toFixed(2)})` : '' })))))
-        : h('div', { class: 'note' }, 'no brute-force alerts in range'));
-      done({ 'data-query': url, 'data-count': list.length });
+      const heat = p.type === 'heatmap';
+      const url = countsUrl(p, r, heat ? (p.buckets || 24) : 1, p.top || (heat ? 20 : 10));
+      let res;
+      try {
+        [res] = await Promise.all([api(url)]);
+      } catch (e) {
+        if (e.status !== 503) throw e;
+        body.replaceChildren(h('div', { class: 'note' }, 'archive disabled: no event counts'));
+        done({ 'data-query': url, 'data-count': 0 });
+        break;
+      }
+      const [alerted, blocked] = await Promise.all([
+        alertedValues(p, r),
+        p.decisions ? api('/v1/decisions').then(l => new Set(l.filter(d => d.scope.toLowerCase() === p.decisions).map(d => d.value))) : new Set(),
+      ]);
+      el._archiveAt = Date.now();
+      el._range = `${r.label}`;
+      const where = v => `(${p.where}) and ${p.by} = ${literal(v)}`;
+      const rule = p.rules && p.rules[0];
+      const marks = v => [
+        alerted.has(v) ? h('a', { class: 'badge high', href: `#/alerts?rule=${encodeURIComponent(rule)}`, title: `${alerted.get(v)} alert(s) of ${rule}` }, 'alert') : null,
+        blocked.has(v) ? h('span', { class: 'badge critical', title: 'a decision is in force' }, 'blocked') : null,
+      ];
+      const name = v => h('a', { href: logsLink(where(v), r.since, r.until), title: 'the events' }, v);
+      let view;
+      if (!res.rows.length) {
+        view = h('div', { class: 'note' }, `no matching events in range (${p.where})`);
+      } else if (heat) {
+        const max = Math.max(1, ...res.rows.flatMap(x => x.counts));
+        const at = i => res.start + i * res.step_ms;
+        const every = Math.max(1, Math.ceil(res.buckets / 8));
+        const label = t => {
+          const d = new Date(t);
+          return res.step_ms >= 86400e3 || (res.until - res.since) > 2 * 86400e3
+            ? `${d.getUTCMonth() + 1}/${d.getUTCDate()} ${String(d.getUTCHours()).padStart(2, '0')}h`
+            : `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+        };
+        const cell = (v, n, i, whereFn) => h('td', {
+          'data-count': n,
+          style: n ? `background: rgba(242,73,92,${(0.15 + 0.85 * n / max).toFixed(2)})` : '',
+        }, n ? h('a', { href: logsLink(whereFn(v), Math.max(at(i), res.since), Math.min(at(i + 1), res.until)), title: `${v}: ${n} event(s) from ${fmtTime(at(i))}` }, '') : '');
+        view = h('div', { class: 'heat-wrap' }, h('table', { class: 'heat' },
+          h('tr', {}, h('th', {}, p.by.replace(/^fields\./, '')),
+            ...res.rows[0].counts.map((_, i) => h('th', { class: 'tick' }, i % every ? '' : label(at(i)))), h('th', {}, 'total')),
+          ...res.rows.map(x => h('tr', { 'data-value': x.value, 'data-total': x.total },
+            h('th', {}, name(x.value), ' ', ...marks(x.value)),
+            ...x.counts.map((n, i) => cell(x.value, n, i, where)),
+            h('td', { class: 'total' }, x.total))),
+          res.other.total ? h('tr', { class: 'other', 'data-total': res.other.total },
+            h('th', {}, `${res.other.values} other value(s)`),
+            ...res.other.counts.map((n, i) => cell('', n, i, () => p.where)),
+            h('td', { class: 'total' }, res.other.total)) : null));
+      } else {
+        view = h('table', {}, h('tr', {}, h('th', {}, p.by.replace(/^fields\./, '')), h('th', {}, 'events'), h('th', {}, 'last seen'), h('th', {}, '')),
+          ...res.rows.map(x => h('tr', { 'data-value': x.value, 'data-total': x.total },
+            h('td', {}, name(x.value)), h('td', {}, x.total), h('td', { title: fmtTime(x.last) }, fmtShort(x.last)), h('td', {}, ...marks(x.value)))),
+          res.other.total ? h('tr', { class: 'other', 'data-total': res.other.total },
+            h('td', {}, `${res.other.values} other value(s)`), h('td', {}, res.other.total), h('td', {}, ''), h('td', {}, '')) : null);
+      }
+      body.replaceChildren(view, h('div', { class: 'note' },
+        `${res.total} event(s), ${res.distinct} distinct ${p.by.replace(/^fields\./, '')}` +
+        (heat ? ` · ${Math.round(res.step_ms / 60e3) || res.step_ms / 1e3 + ' s'}${res.step_ms >= 60e3 ? ' min' : ''} per column` : '') +
+        (res.missing ? ` · ${res.missing} without ${p.by}` : '') + (res.capped ? ' · distinct values capped' : '')));
+      done({
+        'data-query': url, 'data-count': res.rows.length, 'data-total': res.total,
+        'data-rows': JSON.stringify(res.rows.map(x => [x.value, x.total, x.counts])),
+        'data-alerted': JSON.stringify([...alerted.keys()].sort()),
+      });
       break;
     }
     case 'decisions': {
@@ -384,10 +523,12 @@ async function renderPanel(p, el, r) {
       break;
     }
     case 'sessions': {
+      // secmon's own dashboard sessions (not the monitored application's:
+      // that is the auth.sessions.active metric, a stat panel).
       const s = await api('/ui/api/session');
       S.session = s;
       body.replaceChildren(h('div', { class: 'big value', 'data-value': s.active_sessions }, s.active_sessions),
-        h('div', { class: 'note' }, `idle timeout ${Math.round(s.idle_timeout_s / 60)} min`));
+        h('div', { class: 'note' }, `secmon dashboard sessions · idle timeout ${Math.round(s.idle_timeout_s / 60)} min`));
       done({ 'data-value': s.active_sessions });
       break;
     }
@@ -672,23 +813,35 @@ async function healthPage() {
 async function logsPage() {
   let form = $('#log-form');
   if (!form) {
-    form = h('form', { id: 'log-form', class: 'filters', onsubmit: e => { e.preventDefault(); runSearch(); } },
+    form = h('form', { id: 'log-form', class: 'filters', onsubmit: e => { e.preventDefault(); S.logsAt = null; runSearch(); } },
       h('input', { id: 'log-q', size: 60, placeholder: 'event = auth.login_failed and fields.ip = 10.0.0.7' }),
-      h('button', { class: 'primary', type: 'submit' }, 'Search'));
+      h('button', { class: 'primary', type: 'submit' }, 'Search'),
+      h('span', { id: 'log-range', class: 'note' }));
     $('#page').replaceChildren(h('h1', {}, 'Log search'),
       h('p', { class: 'note' }, 'Searches the archive with the query language of `secmon archive search`; every search is recorded in the archive’s access audit.'),
       form, h('section', { class: 'panel full', id: 'log-results', 'data-panel': 'logs/results' }));
+    // Opened from a chart (`#/logs?q=…&since=…&until=…`): the events behind it.
+    const q = params();
+    S.logsAt = q.get('since') && q.get('until') ? { since: Number(q.get('since')), until: Number(q.get('until')) } : null;
+    if (q.get('q') !== null) {
+      $('#log-q').value = q.get('q');
+      await runSearch();
+    }
   }
 }
 
 async function runSearch() {
   const out = $('#log-results');
-  const r = range();
+  const r = S.logsAt || range();
+  $('#log-range').textContent = S.logsAt ? `${fmtTime(r.since)} – ${fmtTime(r.until)}` : '';
   const q = $('#log-q').value;
+  const url = `/v1/archive/search?q=${encodeURIComponent(q)}&${sinceParam(r)}&limit=200`;
+  out.setAttribute('data-state', 'loading');
   try {
-    const res = await api(`/v1/archive/search?q=${encodeURIComponent(q)}&${sinceParam(r)}&limit=200`);
+    const res = await api(url);
     const hits = res.hits || [];
     out.setAttribute('data-count', hits.length);
+    out.setAttribute('data-query', url);
     const row = x => {
       const ev = x.event || {};
       const f = ev.fields || {};
@@ -705,6 +858,8 @@ async function runSearch() {
       : h('div', { class: 'note' }, 'no match'));
   } catch (e) {
     out.replaceChildren(h('div', { class: 'error' }, e.status === 503 ? 'the archive is not enabled on this secmon' : e.message));
+  } finally {
+    out.setAttribute('data-state', 'ready');
   }
 }
 

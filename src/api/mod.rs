@@ -533,6 +533,38 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/v1/archive/counts",
+            Some(Read),
+            "Matching archived events counted by a field's value in time buckets, the largest values first (heatmaps, top-N tables; recorded as an access-audit record).",
+            &[
+                q!(
+                    "since",
+                    "RFC 3339, epoch ms or a duration ago (default 24h)"
+                ),
+                q!("until", "default now"),
+                q!(
+                    "category",
+                    "comma-separated categories (default all but audit)"
+                ),
+                q!("where", "condition, e.g. event = auth.login_failed"),
+                q!(
+                    "by",
+                    "the field whose values make the rows, e.g. fields.ip (default event)"
+                ),
+                q!(
+                    "buckets",
+                    "columns over the range, default 24, at most 240 (aligned to whole 10 s / minutes)"
+                ),
+                q!(
+                    "top",
+                    "rows, default 20, at most 100; the rest is summed in `other`"
+                ),
+            ],
+            None,
+            get(archive::counts),
+        ),
+        route(
+            Method::GET,
             "/v1/series/list",
             Some(Read),
             "Every recorded series with its kind and labels.",

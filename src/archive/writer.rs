@@ -24,6 +24,9 @@ pub type SourceAck = (usize, Ack);
 
 pub type Predicate = Box<dyn Fn(&Event) -> bool + Send>;
 
+/// Receives every hit of a [`ArchiveMsg::Scan`], on the archive thread.
+pub type Visitor = Box<dyn FnMut(Hit) + Send>;
+
 pub enum ArchiveMsg {
     Events {
         events: Vec<Event>,
@@ -34,6 +37,15 @@ pub enum ArchiveMsg {
         pred: Predicate,
         who: String,
         reply: tokio::sync::oneshot::Sender<Result<(Vec<Hit>, SearchSummary), String>>,
+    },
+    /// A search whose hits go to `visit` rather than into a list, so an
+    /// aggregation (the dashboard's heatmap) holds its counts, not the hits.
+    Scan {
+        query: Query,
+        pred: Predicate,
+        who: String,
+        visit: Visitor,
+        reply: tokio::sync::oneshot::Sender<Result<SearchSummary, String>>,
     },
     Stop,
 }
@@ -109,6 +121,25 @@ pub fn start(
                     }) => {
                         let r = archive
                             .search_collect(&query, &*pred, &who, now)
+                            .map_err(|e| e.to_string());
+                        let _ = reply.send(r);
+                    }
+                    Some(ArchiveMsg::Scan {
+                        query,
+                        pred,
+                        who,
+                        mut visit,
+                        reply,
+                    }) => {
+                        let r = archive
+                            .search(
+                                &query,
+                                secmon_archive::Access::Search,
+                                &*pred,
+                                &who,
+                                now,
+                                &mut *visit,
+                            )
                             .map_err(|e| e.to_string());
                         let _ = reply.send(r);
                     }

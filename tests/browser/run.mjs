@@ -104,7 +104,8 @@ async function comparePanels(page, name) {
     id: e.getAttribute('data-panel'), type: e.getAttribute('data-type'), state: e.getAttribute('data-state'),
     query: e.getAttribute('data-query'), queries: e.getAttribute('data-queries'), value: e.getAttribute('data-value'),
     agg: e.getAttribute('data-agg'), summary: e.getAttribute('data-summary'), values: e.getAttribute('data-values'),
-    count: e.getAttribute('data-count'),
+    count: e.getAttribute('data-count'), rows: e.getAttribute('data-rows'),
+    own: e.getAttribute('data-dashboard-sessions'),
   })));
   assert(panels.length > 0, `${name}: no panels`);
   let numbers = 0;
@@ -116,6 +117,11 @@ async function comparePanels(page, name) {
       const v = p.agg === 'sum' ? (sumValues(pts) ?? (data.length ? 0 : null)) : lastValue(pts);
       assert(close(p.value, v), `${p.id}: page shows ${p.value}, API gives ${v} for ${p.query}`);
       numbers++;
+      if (p.own !== null) {
+        const s = await page.evaluate(async () => (await fetch('/ui/api/session')).json());
+        eq(Number(p.own), s.active_sessions, `${p.id}: secmon dashboard sessions`);
+        numbers++;
+      }
     } else if ((p.type === 'line' || p.type === 'area') && p.queries) {
       const urls = JSON.parse(p.queries);
       const summary = JSON.parse(p.summary);
@@ -135,7 +141,13 @@ async function comparePanels(page, name) {
       const res = await apiGet(p.query);
       eq(Number(p.count), res.hits.length, `${p.id}: archive log rows`);
       numbers++;
-    } else if ((p.type === 'alerts' || p.type === 'heatmap' || p.type === 'severity') && p.query) {
+    } else if ((p.type === 'heatmap' || p.type === 'top') && p.query) {
+      // Event counts from the archive: every row and cell as the API has them.
+      const res = await apiGet(p.query);
+      eq(JSON.parse(p.rows), res.rows.map((x) => [x.value, x.total, x.counts]), `${p.id}: rows`);
+      eq(Number(p.count), res.rows.length, `${p.id}: row count`);
+      numbers++;
+    } else if ((p.type === 'alerts' || p.type === 'severity') && p.query) {
       const list = await apiGet(p.query);
       eq(Number(p.count), list.length, `${p.id}: alert count`);
       numbers++;
@@ -195,6 +207,45 @@ for (const name of ['overview', 'redis', 'auth', 'ratelimit', 'containers', 'eve
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   });
 }
+
+await check('auth page: failed logins by IP and the heatmap count every failed login, below the alert threshold too', async () => {
+  await open(page, 'auth');
+  const heat = '[data-panel="auth/heatmap"]';
+  const rows = JSON.parse(await page.getAttribute(heat, 'data-rows'));
+  const byIp = Object.fromEntries(rows.map(([v, total]) => [v, total]));
+  // 10 from 10.0.0.7 (an alert, a block), 3 and 1 from addresses that never alerted.
+  eq([byIp['10.0.0.7'], byIp['10.0.0.8'], byIp['10.0.0.9']], [10, 3, 1], 'failed logins per IP');
+  for (const [v, total, counts] of rows) {
+    eq(counts.reduce((a, b) => a + b, 0), total, `${v}: cells add up to the row total`);
+  }
+  // The source of truth: the archive's own search, over the same range.
+  const q = new URL(URL_ + await page.getAttribute(heat, 'data-query')).searchParams;
+  for (const [v, total] of rows) {
+    const where = `event = auth.login_failed and fields.ip = "${v}"`;
+    const res = await apiGet(`/v1/archive/search?where=${encodeURIComponent(where)}&since=${q.get('since')}&until=${q.get('until')}&limit=10000`);
+    eq(total, res.hits.length, `${v}: heatmap row vs archive search`);
+  }
+  const alerted = JSON.parse(await page.getAttribute(heat, 'data-alerted'));
+  assert(alerted.includes('10.0.0.7') && !alerted.includes('10.0.0.8'), `alerted ${alerted}`);
+  assert(await page.isVisible(`${heat} tr[data-value="10.0.0.7"] a.badge`), 'no alert link on the attacking IP');
+  const table = JSON.parse(await page.getAttribute('[data-panel="auth/by-ip"]', 'data-rows'));
+  // The table is the same counts over the whole range, the largest first.
+  eq(table.map(([v, t]) => [v, t]), rows.slice(0, table.length).map(([v, t]) => [v, t]), 'by-IP table vs heatmap rows');
+  // The application's sessions: 5 created, 2 invalidated (logout, timeout).
+  const sess = '[data-panel="auth/sessions"]';
+  eq(Number(await page.getAttribute(sess, 'data-value')), 3, 'active sessions');
+  assert(Number(await page.getAttribute(sess, 'data-points')) > 0 && await page.isVisible(`${sess} .spark canvas`), 'no sparkline');
+  await page.screenshot({ path: join(SHOTS, 'auth-heatmap.png'), clip: await page.locator(heat).boundingBox() });
+  // A cell links to the events behind it: the log search shows them.
+  const cell = page.locator(`${heat} tr[data-value="10.0.0.8"] td[data-count]:not([data-count="0"])`).first();
+  const n = Number(await cell.getAttribute('data-count'));
+  await cell.locator('a').click();
+  await page.waitForFunction(() => document.body.getAttribute('data-ready') === 'logs'
+    && document.querySelector('#log-results[data-state="ready"]'));
+  eq(Number(await page.getAttribute('#log-results', 'data-count')), n, 'events behind the cell');
+  assert((await page.inputValue('#log-q')).includes('10.0.0.8'), 'search names the IP');
+  await page.screenshot({ path: join(SHOTS, 'logs-from-heatmap.png'), fullPage: true });
+});
 
 await check('alerts page lists what the API lists, filter by rule', async () => {
   await open(page, 'alerts');
