@@ -105,6 +105,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::commands::users::UsersCmd,
     },
+    /// The dashboards as Grafana JSON and the metric rules as Prometheus
+    /// alerting rules, for teams that already run Grafana.
+    Export {
+        #[command(subcommand)]
+        cmd: crate::commands::export::ExportCmd,
+    },
     /// Incidents: list, show, acknowledge, resolve, add notes.
     Incidents {
         #[command(flatten)]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Keys { args, cmd } => commands::manage::keys(args, cmd),
         cli::Command::Archive { args, cmd } => commands::archive::run(args, cmd),
         cli::Command::Users { args, cmd } => commands::users::run(args, cmd),
+        cli::Command::Export { cmd } => commands::export::run(cmd),
         cli::Command::Notify { args, cmd } => commands::manage::notify(args, cmd),
         cli::Command::Silences { args, cmd } => commands::manage::silences(args, cmd),
         cli::Command::Notifications { args, cmd } => commands::manage::notifications(args, cmd),

@@ -18,7 +18,7 @@ pub mod config;
 mod events;
 pub mod keys;
 mod openapi;
-mod prometheus;
+pub mod prometheus;
 mod respond;
 pub use respond::outbox_json;
 mod rules;

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod check;
+pub mod export;
 pub mod manage;
 pub mod replay;
 pub mod run;

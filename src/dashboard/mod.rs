@@ -60,6 +60,12 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[folder = "web/"]
 struct Assets;
 
+/// The dashboards the pages draw (`web/dashboards.json`), for `secmon
+/// export grafana`, which must translate exactly these.
+pub fn dashboards_json() -> Option<String> {
+    Assets::get("dashboards.json").map(|f| String::from_utf8_lossy(&f.data).into_owned())
+}
+
 /// Users by name, as last loaded from the store.
 type UserMap = Arc<HashMap<String, UserHash>>;
 

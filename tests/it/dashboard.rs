@@ -715,6 +715,179 @@ fn failed_login_counts_and_active_sessions_from_the_events() {
     d.stop();
 }
 
+/// PromQL names a Grafana target or alert expression reads (identifiers
+/// outside functions, label matchers and durations).
+fn promql_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = expr.as_bytes();
+    let mut i = 0;
+    let mut depth_brace = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        match c {
+            '{' => depth_brace += 1,
+            '}' => depth_brace -= 1,
+            '"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            '[' => {
+                while i < b.len() && b[i] != b']' {
+                    i += 1;
+                }
+            }
+            c if depth_brace == 0 && (c.is_ascii_alphabetic() || c == '_' || c == '$') => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                let word = &expr[start..i];
+                let call = expr[i..].trim_start().starts_with('(');
+                if !call
+                    && !word.starts_with('$')
+                    && !["or", "and", "on", "by", "without"].contains(&word)
+                {
+                    out.push(word.to_string());
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `secmon export grafana` and `secmon export prometheus-rules` read the
+/// names a running secmon serves on /metrics (every metric a panel or rule
+/// queries is there), and the rules pass `promtool check rules` when
+/// SECMON_TEST_PROMTOOL is set (CI sets it).
+#[test]
+fn exports_read_what_metrics_serves() {
+    let data = tempfile::tempdir().unwrap();
+    let viewer = key(data.path(), "viewer");
+    let ingest = key(data.path(), "ingest");
+    let gdir = data.path().join("grafana");
+    let out = bin()
+        .args(["export", "grafana", "--out-dir"])
+        .arg(&gdir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = bin().args(["export", "prometheus-rules"]).output().unwrap();
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stderr)
+    );
+    let rules_file = data.path().join("secmon-rules.yaml");
+    std::fs::write(&rules_file, &rules.stdout).unwrap();
+
+    // Every seed metric observed once, so /metrics lists each family.
+    let cfg = config(data.path(), 1000, "");
+    let d = Daemon::start(data, &cfg);
+    let lines: Vec<String> = [
+        ("auth.login_failed", json!({"email": "a@b.c", "ip": "10.0.0.1", "reason": "x"})),
+        ("auth.login_succeeded", json!({"user_id": "u", "ip": "10.0.0.1", "user_agent": "t"})),
+        ("auth.session_created", json!({"user_id": "u", "session_id_prefix": "s", "ip": "10.0.0.1"})),
+        ("auth.api_key_hmac_failed", json!({"ip": "10.0.0.1"})),
+        ("auth.login_timing", json!({"duration_ms": 40})),
+        ("cache.value_rejected", json!({"key": "k"})),
+        ("cache.ttl_invalid", json!({"key": "k"})),
+        ("redis.scan", json!({"duration_ms": 12})),
+        ("redis.memory_sample", json!({"memory_mb": 40, "memory_percent": 40, "fragmentation_ratio": 1.1})),
+        ("redis.info", json!({"connected_clients": 3, "ops_per_sec": 10, "evicted_keys_delta": 0, "expired_keys_delta": 1, "dbsize": 5, "hit_ratio": 0.9})),
+        ("ratelimit.exceeded", json!({"identifier": "i", "endpoint": "/e", "count": 1, "limit": 1, "retry_after": 1})),
+        ("container.started", json!({"user_id": "u", "container_id": "c"})),
+        ("container.hibernated", json!({"user_id": "u", "container_id": "c"})),
+        ("container.error", json!({"user_id": "u", "container_id": "c", "error": "e"})),
+        ("container.resource_limit", json!({"user_id": "u", "container_id": "c", "resource": "cpu"})),
+        ("probe.result", json!({"probe": "p", "ok": true, "latency_ms": 3})),
+    ]
+    .into_iter()
+    .map(|(name, fields)| event(name, fields))
+    .collect();
+    assert_eq!(d.ingest(&ingest, &lines.join("\n")).0, 200);
+    let mut read = Vec::new();
+    for f in std::fs::read_dir(&gdir).unwrap() {
+        let b: Value = serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
+        for p in b["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                read.extend(promql_names(t["expr"].as_str().unwrap()));
+            }
+        }
+    }
+    let rules_text = String::from_utf8_lossy(&rules.stdout).to_string();
+    for l in rules_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr: "))
+    {
+        let e: String = serde_json::from_str(l).unwrap();
+        read.extend(promql_names(&e));
+    }
+    assert!(read.len() > 20, "{read:?}");
+    // Published once a second, after the reorder buffer let them go: wait
+    // until every name read is served.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (families, missing) = loop {
+        let text = d
+            .req("GET", "/metrics", Some(&viewer))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let families: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<String> = read
+            .iter()
+            .filter(|n| {
+                !families.contains(n.as_str())
+                    && !n
+                        .strip_suffix("_count")
+                        .is_some_and(|s| families.contains(s))
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break (families, missing);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        missing.is_empty(),
+        "not on /metrics: {missing:?}\n{families:?}"
+    );
+    let _data = d.stop(); // keeps the rules file until the end
+
+    match std::env::var("SECMON_TEST_PROMTOOL") {
+        Ok(promtool) => {
+            let out = std::process::Command::new(&promtool)
+                .args(["check", "rules"])
+                .arg(&rules_file)
+                .output()
+                .unwrap_or_else(|e| panic!("SECMON_TEST_PROMTOOL={promtool} cannot run: {e}"));
+            assert!(
+                out.status.success(),
+                "promtool check rules failed:\n{}{}\n{rules_text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => eprintln!("SECMON_TEST_PROMTOOL not set: skipping promtool check rules"),
+    }
+}
+
 /// node, an installed playwright-core and Chromium, or why not. Installs
 /// playwright-core from tests/browser/package-lock.json when missing.
 fn browser_tools() -> Result<std::path::PathBuf, String> {
