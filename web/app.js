@@ -237,9 +237,10 @@ function plot(p, body, series) {
       stroke: COLORS[(p.spark ? 2 : i) % COLORS.length],
       width: 1.5,
       fill: p.type === 'area' || p.spark ? COLORS[(p.spark ? 2 : i) % COLORS.length] + '40' : undefined,
-      spanGaps: false,
-      // A sparkline of a few points would be invisible as a line alone.
-      points: p.spark ? { show: series[0].points.length < 8, size: 4 } : undefined,
+      // A sparkline joins sparse samples, and marks them when there are few
+      // (one sample alone draws no line).
+      spanGaps: !!p.spark,
+      points: p.spark ? { show: series[0].points.filter(x => x[1] !== null).length < 8, size: 5 } : undefined,
     }))],
   };
   const chart = new window.uPlot(opts, data, body);
@@ -578,7 +579,7 @@ async function chartPage(name) {
     for (const c of S.charts.values()) c.destroy();
     S.charts.clear();
     grid = h('div', { class: 'grid', 'data-page': name }, ...d.panels.map(p => panelShell(p, name)));
-    $('#page').replaceChildren(h('h1', {}, d.title, ' ', h('span', { class: 'note' }, `(${d.seed})`)), grid);
+    $('#page').replaceChildren(h('h1', {}, d.title, ' ', d.seed ? h('span', { class: 'note' }, `(${d.seed})`) : ''), grid);
   }
   await Promise.all(d.panels.map(async p => {
     const el = $(`[data-panel="${name}/${p.id}"]`, grid);
@@ -865,11 +866,20 @@ async function runSearch() {
 
 // ------------------------------------------------------------------- router
 
+// Dashboard pages come from dashboards.json (the `dashboards:` configuration);
+// these are the dashboard's own.
 const PAGES = {
-  overview: () => chartPage('overview'), redis: () => chartPage('redis'), auth: () => chartPage('auth'),
-  ratelimit: () => chartPage('ratelimit'), containers: () => chartPage('containers'), events: () => chartPage('events'),
   alerts: alertsPage, incidents: incidentsPage, decisions: decisionsPage, health: healthPage, logs: logsPage,
 };
+
+/// The navigation: one link per configured dashboard, in order, then the fixed pages.
+function buildNav() {
+  const fixed = [['alerts', 'Alerts'], ['incidents', 'Incidents'], ['decisions', 'Decisions'], ['health', 'Health'], ['logs', 'Logs']];
+  const short = { overview: 'Overview', redis: 'Redis', auth: 'Auth', ratelimit: 'Rate limits', containers: 'Containers', events: 'Events' };
+  $('#nav').replaceChildren(
+    ...Object.entries(S.dashboards).map(([k, d]) => h('a', { href: `#/${k}` }, short[k] || d.title)),
+    ...fixed.map(([k, t]) => h('a', { href: `#/${k}` }, t)));
+}
 
 async function render(fresh) {
   const gen = ++S.gen;
@@ -886,7 +896,8 @@ async function render(fresh) {
   const t0 = performance.now();
   try {
     if (name === 'incident') await incidentPage(Number(arg));
-    else await (PAGES[name] || PAGES.overview)();
+    else if (PAGES[name]) await PAGES[name]();
+    else await chartPage(S.dashboards[name] ? name : Object.keys(S.dashboards)[0]);
     if (gen === S.gen) {
       $('#status').textContent = `updated ${new Date().toLocaleTimeString()} · ${Math.round(performance.now() - t0)} ms`;
       document.body.setAttribute('data-ready', path || 'overview');
@@ -912,11 +923,14 @@ async function start() {
     if (e.status !== 401) showLogin(e.message);
     return;
   }
-  if (!S.dashboards) S.dashboards = await fetch('/ui/dashboards.json').then(r => r.json());
+  if (!S.dashboards) {
+    S.dashboards = await fetch('/ui/dashboards.json').then(r => r.json());
+    buildNav();
+  }
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#whoami').textContent = `${S.session.user} (${S.session.role})`;
-  if (!location.hash || location.hash === '#/') location.hash = '#/overview';
+  if (!location.hash || location.hash === '#/') location.hash = `#/${Object.keys(S.dashboards)[0]}`;
   await render(true);
   startTimer();
 }

@@ -24,6 +24,11 @@ pub struct ApiConfig {
     /// before that address gets 429 for the rest of the window. Default 10.
     pub auth_fail_limit: u32,
     pub auth_fail_window: Dur,
+    /// The dashboards the web pages draw (`/ui/dashboards.json`), as JSON:
+    /// not an `api:` setting but the `dashboards:` section, resolved by
+    /// `config::build` and carried here to the server that serves it.
+    #[serde(skip)]
+    pub pages: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -44,6 +49,7 @@ impl Default for ApiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             auth_fail_limit: 10,
             auth_fail_window: Dur::from_secs(60),
+            pages: None,
         }
     }
 }

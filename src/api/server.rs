@@ -119,7 +119,8 @@ pub fn start(o: Options) -> anyhow::Result<ApiHandle> {
         engine_cfg: o.engine,
         max_body: o.cfg.max_body_bytes,
         accepting: AtomicBool::new(true),
-        dashboard: crate::dashboard::Dashboard::new(o.cfg.tls.is_some()),
+        dashboard: crate::dashboard::Dashboard::new(o.cfg.tls.is_some())
+            .with_pages(o.cfg.pages.clone()),
     });
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
     let rt = tokio::runtime::Builder::new_multi_thread()

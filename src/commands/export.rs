@@ -3,9 +3,9 @@
 //! Prometheus, scraping secmon's `/metrics`.
 //!
 //! Both are translations of what secmon itself uses, never a second copy:
-//! the Grafana dashboards come from the dashboards the web UI draws
-//! (`web/dashboards.json`, one Grafana panel per secmon panel, same title,
-//! order and thresholds), the alerting rules from the configuration's
+//! the Grafana dashboards come from the dashboards the web UI draws (the
+//! configuration's `dashboards:` over the shipped `web/dashboards.json`, one
+//! Grafana panel per secmon panel, same title, order and thresholds), the alerting rules from the configuration's
 //! `metric` rules. Names follow `/metrics` ([`prom_name`]: dots to
 //! underscores, `_total` on counters, base units), and thresholds are scaled
 //! with the unit (a `100` ms threshold becomes `0.1` seconds).
@@ -62,8 +62,9 @@ pub fn run(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
                 Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let text = crate::dashboard::dashboards_json()
-                .context("the embedded dashboards.json is missing")?;
+            // The configured dashboards (the defaults with `dashboards:` over
+            // them): what `run` serves to the pages.
+            let text = rt.dashboards.to_json();
             let boards = grafana(&text, &rt.ruleset, a.secmon_url.trim_end_matches('/'))?;
             match a.out_dir {
                 None => crate::outln!("{}", serde_json::to_string_pretty(&boards)?),

@@ -38,6 +38,8 @@ pub struct Runtime {
     /// Probes and the Redis collector; empty when none is configured.
     pub watch: secmon_watch::Watch,
     pub archive: crate::archive::ArchiveSection,
+    /// The dashboard pages: the seeds' defaults with `dashboards:` laid over.
+    pub dashboards: crate::dashboard::config::Dashboards,
 }
 
 impl Runtime {
@@ -138,7 +140,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
         }
         None => NotifyConfig::default(),
     };
-    let api = match &loaded.api {
+    let mut api = match &loaded.api {
         Some(item) => {
             for (field, m) in item.value.validate() {
                 diags.push(item.origin.diag(format!("api.{field}"), m));
@@ -147,6 +149,25 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
         }
         None => crate::api::ApiConfig::default(),
     };
+    let dashboards = {
+        use crate::dashboard::config;
+        let mut merged = match config::defaults() {
+            Ok(d) => d,
+            Err(e) => {
+                diags.push(Diagnostic::new(&loaded.main, 0, 0, "dashboards", e));
+                config::Dashboards::default()
+            }
+        };
+        let rule_ids: Vec<&str> = loaded.rules.iter().map(|r| r.value.id.as_str()).collect();
+        for item in &loaded.dashboards {
+            for (field, m) in config::validate(&item.value, &rule_ids) {
+                diags.push(item.origin.diag(format!("dashboards.{field}"), m));
+            }
+            merged = config::merge(merged, &item.value);
+        }
+        merged
+    };
+    api.pages = Some(Arc::from(dashboards.to_json()));
     let mut probes = Vec::new();
     for (i, item) in loaded.probes.iter().enumerate() {
         match item.value.validate() {
@@ -219,6 +240,7 @@ pub fn build(loaded: &Loaded) -> Result<Runtime, Diagnostics> {
             api,
             watch,
             archive,
+            dashboards,
         }),
         _ => Err(Diagnostics(diags)),
     }

@@ -72,6 +72,10 @@ pub struct ConfigFile {
     pub sources: Vec<Spanned<SourceConfig>>,
     #[serde(default)]
     pub metrics: Vec<Spanned<MetricConfig>>,
+    /// Dashboard pages and panels, over the seeds' defaults (see
+    /// `crate::dashboard::config`); in any file, later files win per key.
+    #[serde(default)]
+    pub dashboards: Option<Spanned<crate::dashboard::config::Dashboards>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RuleConfig>>,
     #[serde(default)]
@@ -189,6 +193,7 @@ pub struct Loaded {
     pub parsers: Vec<Item<PatternConfig>>,
     pub sources: Vec<Item<SourceConfig>>,
     pub metrics: Vec<Item<MetricConfig>>,
+    pub dashboards: Vec<Item<crate::dashboard::config::Dashboards>>,
     pub rules: Vec<Item<RuleConfig>>,
     pub tests: Vec<Item<TestCase>>,
 }
@@ -225,6 +230,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Diagnostics> {
         parsers: vec![],
         sources: vec![],
         metrics: vec![],
+        dashboards: vec![],
         rules: vec![],
         tests: vec![],
     };
@@ -384,6 +390,12 @@ fn load_file(
         loaded.metrics.push(Item {
             origin: origin(&m.referenced, i),
             value: m.value,
+        });
+    }
+    if let Some(d) = cfg.dashboards {
+        loaded.dashboards.push(Item {
+            origin: origin(&d.referenced, 0),
+            value: d.value,
         });
     }
     for (i, r) in cfg.rules.into_iter().enumerate() {

@@ -21,6 +21,7 @@
 //! It holds no detection or response state and draws nothing itself: the
 //! pages do that in the browser.
 
+pub mod config;
 pub mod session;
 pub mod users;
 
@@ -78,9 +79,18 @@ pub struct Dashboard {
     /// Served over TLS: cookies get `Secure` and the `__Host-` prefix.
     secure: bool,
     login_gate: tokio::sync::Semaphore,
+    /// `/ui/dashboards.json`: the configured pages (`None`: the embedded
+    /// defaults as shipped).
+    pages: Option<Arc<str>>,
 }
 
 impl Dashboard {
+    /// Serves these dashboards (JSON from `config::build`) to the pages.
+    pub fn with_pages(mut self, pages: Option<Arc<str>>) -> Self {
+        self.pages = pages;
+        self
+    }
+
     pub fn new(secure: bool) -> Self {
         Self::with_timeouts(secure, IDLE_TIMEOUT, MAX_AGE)
     }
@@ -95,6 +105,7 @@ impl Dashboard {
             dummy_hash,
             secure,
             login_gate: tokio::sync::Semaphore::new(LOGIN_CONCURRENCY),
+            pages: None,
         }
     }
 
@@ -232,6 +243,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/api/login", post(login))
         .route("/ui/api/logout", post(logout))
         .route("/ui/api/session", get(session_info))
+        .route("/ui/dashboards.json", get(pages))
         .route("/ui/{*path}", get(asset))
 }
 
@@ -259,6 +271,24 @@ fn hardened(mut r: Response) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     r
+}
+
+/// `/ui/dashboards.json`: the configured dashboards (public like every
+/// asset: panel definitions, no data).
+async fn pages(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    match &app.dashboard.pages {
+        None => serve("dashboards.json", &headers),
+        Some(json) => {
+            let mut r = (
+                [(header::CONTENT_TYPE, "application/json")],
+                json.to_string(),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            hardened(r)
+        }
+    }
 }
 
 async fn index(headers: HeaderMap) -> Response {

@@ -200,7 +200,16 @@ await check('responder logs in', async () => {
   assert(await page.evaluate(() => !document.cookie.includes('secmon_session')), 'script can read the session cookie');
 });
 
-for (const name of ['overview', 'redis', 'auth', 'ratelimit', 'containers', 'events']) {
+// The dashboard pages as configured (the seeds' defaults plus the test's own page).
+const PAGES = Object.keys(await (await fetch(`${URL_}/ui/dashboards.json`)).json());
+
+await check('every configured dashboard is in the navigation, the added page last', async () => {
+  const nav = await page.$$eval('#nav a', (l) => l.map((a) => a.getAttribute('href').slice(2)));
+  eq(nav.slice(0, PAGES.length), PAGES, 'dashboard links');
+  eq(PAGES[PAGES.length - 1], 'custom', 'the configured page');
+});
+
+for (const name of PAGES) {
   await check(`${name} page shows the numbers the API returns`, async () => {
     const n = await pageMatchesApi(page, name);
     assert(n > 0, 'no number compared');
@@ -236,6 +245,7 @@ await check('auth page: failed logins by IP and the heatmap count every failed l
   eq(Number(await page.getAttribute(sess, 'data-value')), 3, 'active sessions');
   assert(Number(await page.getAttribute(sess, 'data-points')) > 0 && await page.isVisible(`${sess} .spark canvas`), 'no sparkline');
   await page.screenshot({ path: join(SHOTS, 'auth-heatmap.png'), clip: await page.locator(heat).boundingBox() });
+  await page.screenshot({ path: join(SHOTS, 'auth-sessions.png'), clip: await page.locator(sess).boundingBox() });
   // A cell links to the events behind it: the log search shows them.
   const cell = page.locator(`${heat} tr[data-value="10.0.0.8"] td[data-count]:not([data-count="0"])`).first();
   const n = Number(await cell.getAttribute('data-count'));

@@ -715,6 +715,61 @@ fn failed_login_counts_and_active_sessions_from_the_events() {
     d.stop();
 }
 
+/// A page declared in the configuration (`dashboards:`, here in an included
+/// file) is served after the seeds' pages; a bad panel is a `secmon check`
+/// error naming the file and the field.
+#[test]
+fn configured_dashboards_are_served_and_checked() {
+    let data = tempfile::tempdir().unwrap();
+    let page = "dashboards:\n  payments:\n    title: Payments\n    panels:\n      - {id: refused, title: Refused cards by country, type: top, where: \"event = payment.refused\", by: fields.country, rules: [failed-logins-per-ip]}\n";
+    let cfg = config(data.path(), 1000, page);
+    let out = bin().arg("check").arg("-c").arg(&cfg).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = config(
+        data.path(),
+        1000,
+        &page.replace("rules: [failed-logins-per-ip]", "rules: [no-such-rule]"),
+    );
+    let out = bin().arg("check").arg("-c").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("extra-rules.yaml")
+            && err.contains("dashboards.payments.panels[0].rules")
+            && err.contains("no-such-rule"),
+        "{err}"
+    );
+    let cfg = config(data.path(), 1000, page);
+    let d = Daemon::start(data, &cfg);
+    let r = client()
+        .get(format!("{}/ui/dashboards.json", d.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().unwrap();
+    let keys: Vec<&str> = [
+        "overview",
+        "redis",
+        "auth",
+        "ratelimit",
+        "containers",
+        "events",
+        "payments",
+    ]
+    .into_iter()
+    .filter(|k| text.contains(&format!("\"{k}\":{{")))
+    .collect();
+    assert_eq!(keys.len(), 7, "{text}");
+    assert!(text.find("\"events\":{").unwrap() < text.find("\"payments\":{").unwrap());
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["payments"]["panels"][0]["by"], "fields.country");
+    d.stop();
+}
+
 /// PromQL names a Grafana target or alert expression reads (identifiers
 /// outside functions, label matchers and durations).
 fn promql_names(expr: &str) -> Vec<String> {
@@ -946,6 +1001,7 @@ fn seven_days_of_series(data: &Path) {
             Sample::gauge("redis.ops.per.sec", 900.0 + 300.0 * wave),
             Sample::gauge("redis.keys", 15_000.0 + (i % 100) as f64),
             Sample::gauge("redis.memory.fragmentation", 1.1),
+            Sample::gauge("auth.sessions.active", (20.0 + 15.0 * wave).round()),
             Sample::counter("auth.login.failed.count", failed),
             Sample::counter("auth.login.succeeded.count", ok),
             Sample::counter("cache.value.rejection.count", rejected),
@@ -1000,7 +1056,12 @@ fn dashboard_in_a_real_browser() {
     add_user(data.path(), "rita", "responder", "rita's password");
     add_user(data.path(), "vera", "viewer", "vera's password");
     seven_days_of_series(data.path());
-    let cfg = config(data.path(), 1000, "");
+    // A page of the operator's own, declared in the configuration.
+    let cfg = config(
+        data.path(),
+        1000,
+        "dashboards:\n  custom:\n    title: Custom page\n    panels:\n      - {id: by-email, title: Failed logins by account, type: top, where: \"event = auth.login_failed\", by: fields.email, top: 5, rules: [failed-logins-per-user]}\n      - {id: failed, title: Failed logins, type: stat, metric: auth.login.failed.count, func: increase, total: true}\n",
+    );
     let d = Daemon::start(data, &cfg);
 
     // An attack: 10 failures from one address for one account (blocks the
