@@ -13,10 +13,10 @@ use anyhow::Context;
 use serde::Serialize;
 
 use secmon_core::{Dur, Timestamp};
-use secmon_engine::{Fire, Resolve, Rule};
+use secmon_engine::{Fire, Resolve, Rule, Ruleset};
 use secmon_notify::{
     AlertStatus, AlertView, Batcher, Message, MessageKind, NotifyConfig, Outbox, OutboxItem,
-    RetryTarget, Settlement,
+    Restored, RetryTarget, Settlement,
 };
 use secmon_respond::{
     Alert, AlertBook, AlertChange, Decision, DecisionChange, DecisionOutcome, DecisionPublisher,
@@ -378,6 +378,7 @@ impl<'s> Responder<'s> {
         for m in self.batcher.flush_due(now) {
             self.enqueue(&m, now, plan)?;
         }
+        self.save_batches()?;
         self.save_digest()
     }
 
@@ -395,7 +396,87 @@ impl<'s> Responder<'s> {
         for m in &messages {
             self.enqueue(m, now, plan)?;
         }
+        self.save_batches()?;
         Ok(messages.len())
+    }
+
+    /// Records in the store what the batcher owes and no longer owes (see
+    /// `secmon_notify::route`): called after the outbox writes of each
+    /// flush, in the same transaction, so an alert that fired is always
+    /// either owed in the store or in the outbox, and a `kill -9` during
+    /// `group_wait` loses no notification. Alerts flushed in the cycle that
+    /// pushed them write nothing here.
+    fn save_batches(&mut self) -> anyhow::Result<()> {
+        let changes = self.batcher.take_changes();
+        if !changes.is_empty() {
+            self.outbox
+                .save_batch_changes(&changes)
+                .context("recording batched notifications")?;
+        }
+        Ok(())
+    }
+
+    /// At start (`run`, before any input): gives the batcher back what it
+    /// owed when the last process stopped, however it stopped, and the
+    /// alerts still firing, which were told (so they repeat, resolve and
+    /// update as if secmon had never stopped, and no one is told twice).
+    /// One transaction: the stored owed rows are replaced by what the
+    /// batcher reports under the current routes. Firing alerts of rules no
+    /// longer configured are left out (their routes cannot be known).
+    pub fn restore_notifications(
+        &mut self,
+        rules: &Ruleset,
+        now: Timestamp,
+    ) -> anyhow::Result<Restored> {
+        // Our own transaction, unless the caller has one open.
+        let own = self.store.conn().is_autocommit();
+        self.store
+            .begin_batch()
+            .context("restoring notifications")?;
+        let restored = (|| -> anyhow::Result<Restored> {
+            let owed = self
+                .outbox
+                .take_owed()
+                .context("reading batched notifications")?;
+            let firing: Vec<AlertView> = self
+                .book
+                .all_firing()
+                .context("reading firing alerts")?
+                .iter()
+                .filter(|a| a.silenced_by.is_none())
+                .filter_map(|a| {
+                    let rule = rules.rule(rules.position(&a.rule)?);
+                    Some(view(rule, a, Vec::new()))
+                })
+                .collect();
+            let restored = self.batcher.restore(owed, &firing, now);
+            self.save_batches()?;
+            Ok(restored)
+        })();
+        match restored {
+            Ok(r) => {
+                if own {
+                    self.store
+                        .commit_batch()
+                        .context("restoring notifications")?;
+                }
+                if r.owed > 0 {
+                    tracing::info!(
+                        event = "secmon.notifications_restored",
+                        owed = r.owed,
+                        told = r.told,
+                        "batched notifications restored: they go out when their batch is due"
+                    );
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                if own {
+                    let _ = self.store.conn().execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Keep every outbox row written from now on for [`Responder::take_queued`]
@@ -447,6 +528,7 @@ impl<'s> Responder<'s> {
         for m in self.batcher.flush_waiting(now) {
             self.enqueue(&m, now, plan)?;
         }
+        self.save_batches()?;
         let horizon = now.add(Dur::from_mins(24 * 60));
         let mut t = self.batcher.digest().next_due();
         while t <= horizon {

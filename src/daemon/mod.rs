@@ -142,6 +142,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         crate::clock::now(),
     )?;
     let republished = responder.republish(crate::clock::now())?;
+    responder.restore_notifications(&runtime.ruleset, crate::clock::now())?;
     tracing::info!(event = "secmon.store_opened", store = %db.display(), active_decisions = republished, "response store open");
     let series_path = history::path(&runtime.data_dir);
     let shared = Arc::new(Shared::new(

@@ -12,7 +12,7 @@ use crate::support::*;
 
 /// A minimal HTTP/1.1 server: answers `status` to every request and hands
 /// each (path, body) to the test.
-fn server(status: u16) -> (String, Receiver<(String, serde_json::Value)>) {
+pub(crate) fn server(status: u16) -> (String, Receiver<(String, serde_json::Value)>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = channel();

@@ -8,7 +8,8 @@
 //! * [`route`]: ordered routes, group_wait / group_interval / repeat_interval
 //!   batching and a per-receiver token bucket ([`route::Batcher`]).
 //! * [`outbox`]: the durable SQLite outbox (enqueue before send, leases,
-//!   backoff, dead letters).
+//!   backoff, dead letters), and what batches still owe, so that a
+//!   `kill -9` during `group_wait` loses nothing.
 //! * [`dispatch`]: the [`dispatch::Dispatcher`] that delivers outbox items
 //!   (callable from several threads) and classifies the outcome.
 //! * [`digest`]: daily digests and weekly summaries.
@@ -31,7 +32,7 @@ pub use config::NotifyConfig;
 pub use dispatch::{DeliveryResult, Dispatcher, Outcome};
 pub use model::{AlertStatus, AlertView, Message, MessageKind};
 pub use outbox::{Outbox, OutboxItem, OutboxStatus, RetryTarget, Settlement};
-pub use route::{Batcher, Router};
+pub use route::{BatchChange, Batcher, OwedAlert, Restored, Router};
 
 pub use secret::{Secret, SecretString};
 

@@ -9,6 +9,10 @@
 //! killed mid-send re-sends after restart (at least once; receivers dedupe on
 //! the idempotency key).
 //!
+//! Beside the outbox: the digest collection (`notify_digest`) and the alerts
+//! owed a message that still waits in a batch (`notify_owed`, see
+//! [`crate::route`]), both restored at start.
+//!
 //! Migrations are recorded in `schema_migrations(component, version)` with
 //! component `notify`, shared with the other components using the file.
 
@@ -19,6 +23,7 @@ use secmon_core::{Dur, Timestamp};
 
 use crate::digest::{Digest, DigestEntry};
 use crate::model::{DigestPeriod, Message};
+use crate::route::{BatchChange, OwedAlert};
 use crate::{Error, Result};
 
 pub const COMPONENT: &str = "notify";
@@ -53,6 +58,17 @@ const MIGRATIONS: &[&str] = &[
         alert TEXT,
         since INTEGER NOT NULL,
         PRIMARY KEY (receiver, period, fingerprint)
+    );",
+    // v3: alerts owed a message that is still waiting in a batch
+    // (group_wait / group_interval), so a kill -9 does not lose them; see
+    // `route::Batcher::take_changes`.
+    "CREATE TABLE notify_owed (
+        route INTEGER NOT NULL,
+        receiver TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        alert TEXT NOT NULL,
+        due INTEGER NOT NULL,
+        PRIMARY KEY (route, receiver, fingerprint)
     );",
 ];
 
@@ -549,6 +565,89 @@ impl<'c> Outbox<'c> {
         Ok(n)
     }
 
+    /// Records what the batcher owes (from
+    /// [`crate::Batcher::take_changes`], applied in order) in the caller's
+    /// transaction: the response stage calls it before each commit, after
+    /// writing the outbox rows of the same flushes, so an alert is either
+    /// owed here or in the outbox, never neither.
+    pub fn save_batch_changes(&self, changes: &[BatchChange]) -> Result<()> {
+        for c in changes {
+            match c {
+                BatchChange::Owed {
+                    route,
+                    receiver,
+                    alert,
+                    due,
+                } => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO notify_owed (route, receiver, fingerprint, alert, due)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![
+                            *route as i64,
+                            receiver,
+                            alert.fingerprint,
+                            serde_json::to_string(alert)?,
+                            due.0
+                        ])?;
+                }
+                BatchChange::Settled {
+                    route,
+                    receiver,
+                    fingerprint,
+                } => {
+                    self.conn
+                        .prepare_cached(
+                            "DELETE FROM notify_owed
+                             WHERE route = ?1 AND receiver = ?2 AND fingerprint = ?3",
+                        )?
+                        .execute(params![*route as i64, receiver, fingerprint])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every owed alert, removed from the store (at start: the caller gives
+    /// them to [`crate::Batcher::restore`] and writes back what the batcher
+    /// then reports, in the same transaction).
+    pub fn take_owed(&self) -> Result<Vec<OwedAlert>> {
+        let rows = self
+            .conn
+            .prepare("SELECT route, receiver, alert, due FROM notify_owed ORDER BY due, route, receiver, fingerprint")?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (route, receiver, alert, due) in rows {
+            out.push(OwedAlert {
+                route: usize::try_from(route)
+                    .map_err(|_| Error::Config(format!("notify_owed: route {route}")))?,
+                receiver,
+                alert: serde_json::from_str(&alert)?,
+                due: Timestamp(due),
+            });
+        }
+        self.conn.execute("DELETE FROM notify_owed", [])?;
+        Ok(out)
+    }
+
+    /// Number of alerts owed a message that is still batched.
+    pub fn owed_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM notify_owed", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
     /// Deletes sent items sent before `before`; returns how many.
     pub fn prune_sent(&self, before: Timestamp) -> Result<usize> {
         Ok(self.conn.execute(
@@ -632,7 +731,8 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(v, 3);
         let t = Timestamp(1_000_000);
         let a = ob.enqueue(&msg("a"), t).unwrap();
         let b = ob.enqueue(&msg("b"), t).unwrap();

@@ -19,8 +19,23 @@
 //! it may be due (`min(next flush, earliest repeat)`), and
 //! [`Batcher::flush_due`] and [`Batcher::next_wakeup`] only look at the front
 //! of that index.
+//!
+//! Durability: an alert waiting in a batch exists only here until its
+//! message is written to the outbox, so a `kill -9` during `group_wait`
+//! would lose it. The batcher therefore reports what it owes:
+//! [`Batcher::take_changes`] lists the alerts that became owed (new, or
+//! changed status, and not flushed yet) and those no longer owed (their
+//! message was made, or they left the batch) since the last call. The
+//! caller writes them to the store ([`crate::Outbox::save_batch_changes`])
+//! in the transaction that writes the outbox rows, so the store always
+//! holds exactly what is owed. At start, [`Batcher::restore`] takes those
+//! alerts back (they go out when their batch was due, never before the
+//! restart) together with the alerts still firing, which are known to have
+//! been told (repeats and resolved messages carry on as if secmon had
+//! never stopped, and no one is told twice). An alert flushed in the cycle
+//! that pushed it (`group_wait: 0s`) costs no store write at all.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use secmon_core::Timestamp;
 
@@ -152,6 +167,48 @@ struct Tracked {
     /// When and as what it was last notified.
     notified: Option<(Timestamp, AlertStatus)>,
     dirty: bool,
+    /// The store holds it as owed (see [`Batcher::take_changes`]).
+    journaled: bool,
+}
+
+/// A change of what the batcher owes, for the store (see
+/// [`Batcher::take_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchChange {
+    /// `alert` waits in a batch of (`route`, `receiver`) that is due at
+    /// `due`: store it (replacing an earlier version).
+    Owed {
+        route: usize,
+        receiver: String,
+        alert: Box<AlertView>,
+        due: Timestamp,
+    },
+    /// Nothing is owed any more for this alert on (`route`, `receiver`):
+    /// its message was made (or dropped by the rate limit), or it left.
+    Settled {
+        route: usize,
+        receiver: String,
+        fingerprint: String,
+    },
+}
+
+/// An owed alert as the store gives it back at start (see
+/// [`Batcher::restore`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwedAlert {
+    pub route: usize,
+    pub receiver: String,
+    pub alert: AlertView,
+    pub due: Timestamp,
+}
+
+/// What [`Batcher::restore`] took back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// (alert, route receiver) pairs still owing a message.
+    pub owed: usize,
+    /// (alert, route receiver) pairs of firing alerts already told.
+    pub told: usize,
 }
 
 #[derive(Debug, Default)]
@@ -202,6 +259,10 @@ pub struct Batcher {
     /// (due time, group) of every group with a flush or repeat ahead.
     schedule: BTreeSet<(Timestamp, GroupKey)>,
     digest: Digest,
+    /// Alerts that may have become owed since [`Batcher::take_changes`].
+    touched: Vec<(GroupKey, String)>,
+    /// Journaled alerts no longer owed since [`Batcher::take_changes`].
+    settled: Vec<(GroupKey, String)>,
 }
 
 impl Batcher {
@@ -230,6 +291,8 @@ impl Batcher {
             groups: BTreeMap::new(),
             schedule: BTreeSet::new(),
             digest: Digest::new(&cfg.digest, now)?,
+            touched: Vec::new(),
+            settled: Vec::new(),
         })
     }
 
@@ -255,69 +318,237 @@ impl Batcher {
                 self.digest.push(&receiver, period, alert, now);
                 continue;
             }
-            let Some(rs) = self.receivers.get(&receiver) else {
-                continue;
-            };
-            let mut values: Vec<String> = route
-                .group_by
-                .iter()
-                .map(|k| alert.get(k).unwrap_or_default())
-                .collect();
-            if rs.one_per_message {
-                values.push(alert.fingerprint.clone());
-            }
-            let key = GroupKey {
-                route: ri,
-                receiver: receiver.clone(),
-                values,
-            };
-            let resolved = alert.status == AlertStatus::Resolved;
-            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
-                next_flush: Some(now.add(route.group_wait)),
-                ..Group::default()
-            });
-            let mut changed = true;
-            match group.alerts.get_mut(&alert.fingerprint) {
-                Some(t) => {
-                    let status_changed = t.alert.status != alert.status;
-                    t.alert = alert.clone();
-                    if resolved && !rs.send_resolved && t.notified.is_some() {
-                        // Already told as firing; this receiver takes no resolved.
-                        group.alerts.remove(&alert.fingerprint);
-                        changed = false;
-                    } else if status_changed {
-                        t.dirty = true;
-                    } else {
-                        changed = false;
-                    }
-                }
-                None => {
-                    group.alerts.insert(
-                        alert.fingerprint.clone(),
-                        Tracked {
-                            alert: alert.clone(),
-                            notified: None,
-                            dirty: true,
-                        },
-                    );
-                }
-            }
-            if changed && group.next_flush.is_none() {
-                let at = match group.last_flush {
-                    Some(last) => last.add(route.group_interval).max(now),
-                    None => now.add(route.group_wait),
-                };
-                group.next_flush = Some(at);
-            }
-            if group.alerts.is_empty() && group.next_flush.is_none() {
-                if let Some(t) = group.scheduled {
-                    self.schedule.remove(&(t, key.clone()));
-                }
-                self.groups.remove(&key);
-            } else {
-                reschedule(&mut self.schedule, &key, group);
+            if let Some(key) = self.group_key(ri, receiver, alert) {
+                self.track(key, alert.clone(), now, now);
             }
         }
+    }
+
+    /// The batch `alert` joins on route `ri` to `receiver` (`None` for an
+    /// unknown receiver).
+    fn group_key(&self, ri: usize, receiver: String, alert: &AlertView) -> Option<GroupKey> {
+        let rs = self.receivers.get(&receiver)?;
+        let route = &self.router.routes[ri];
+        let mut values: Vec<String> = route
+            .group_by
+            .iter()
+            .map(|k| alert.get(k).unwrap_or_default())
+            .collect();
+        if rs.one_per_message {
+            values.push(alert.fingerprint.clone());
+        }
+        Some(GroupKey {
+            route: ri,
+            receiver,
+            values,
+        })
+    }
+
+    /// [`Batcher::push`] into one batch. A new batch is first due at `due`
+    /// (`now + group_wait` for a push, the stored due time on a restore).
+    fn track(&mut self, key: GroupKey, alert: AlertView, now: Timestamp, due: Timestamp) {
+        let route = &self.router.routes[key.route];
+        let Some(rs) = self.receivers.get(&key.receiver) else {
+            return;
+        };
+        let resolved = alert.status == AlertStatus::Resolved;
+        let fingerprint = alert.fingerprint.clone();
+        let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            next_flush: Some(due.add(route.group_wait)),
+            ..Group::default()
+        });
+        let mut changed = true;
+        match group.alerts.get_mut(&fingerprint) {
+            Some(t) => {
+                let status_changed = t.alert.status != alert.status;
+                t.alert = alert;
+                if resolved && !rs.send_resolved && t.notified.is_some() {
+                    // Already told as firing; this receiver takes no resolved.
+                    if let Some(t) = group.alerts.remove(&fingerprint)
+                        && t.journaled
+                    {
+                        self.settled.push((key.clone(), fingerprint.clone()));
+                    }
+                    changed = false;
+                } else if status_changed {
+                    t.dirty = true;
+                } else {
+                    changed = false;
+                }
+            }
+            None => {
+                group.alerts.insert(
+                    fingerprint.clone(),
+                    Tracked {
+                        alert,
+                        notified: None,
+                        dirty: true,
+                        journaled: false,
+                    },
+                );
+            }
+        }
+        if changed && group.next_flush.is_none() {
+            let at = match group.last_flush {
+                Some(last) => last.add(route.group_interval).max(now),
+                None => due.add(route.group_wait),
+            };
+            group.next_flush = Some(at);
+        }
+        // Owed past this cycle: the store must learn of it. A batch due
+        // now is flushed before the caller's commit (`group_wait: 0s`), so
+        // it is not worth a write. (Should the caller's clock step back
+        // between push and flush, such an alert is only in memory until
+        // its batch goes out, a moment later.)
+        if changed && group.next_flush.is_some_and(|t| t > now) {
+            self.touched.push((key.clone(), fingerprint));
+        }
+        if group.alerts.is_empty() && group.next_flush.is_none() {
+            if let Some(t) = group.scheduled {
+                self.schedule.remove(&(t, key.clone()));
+            }
+            self.groups.remove(&key);
+        } else {
+            reschedule(&mut self.schedule, &key, group);
+        }
+    }
+
+    /// What is owed and what no longer is, since the last call (see the
+    /// module header): write it to the store in the transaction that writes
+    /// the outbox rows of the same flushes. Settled entries come first, so
+    /// applying the list in order leaves the latest state.
+    pub fn take_changes(&mut self) -> Vec<BatchChange> {
+        let mut out: Vec<BatchChange> = self
+            .settled
+            .drain(..)
+            .map(|(key, fingerprint)| BatchChange::Settled {
+                route: key.route,
+                receiver: key.receiver,
+                fingerprint,
+            })
+            .collect();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for (key, fp) in touched {
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            let due = group.next_flush.unwrap_or(Timestamp(0));
+            let Some(t) = group.alerts.get_mut(&fp) else {
+                continue;
+            };
+            if !t.dirty {
+                continue;
+            }
+            t.journaled = true;
+            out.push(BatchChange::Owed {
+                route: key.route,
+                receiver: key.receiver,
+                alert: Box::new(t.alert.clone()),
+                due,
+            });
+        }
+        out
+    }
+
+    /// Takes back, at start, what the store says is owed (`owed`, from
+    /// [`crate::Outbox::take_owed`]) and the alerts still firing (`firing`,
+    /// from the alert store, silenced ones left out), routed with the
+    /// current configuration:
+    ///
+    /// * an owed alert joins its batch again, due when it was due before
+    ///   the stop, or now if that has passed (never sooner), and is
+    ///   reported by the next [`Batcher::take_changes`] (the caller drops
+    ///   the stored rows and writes those back in one transaction);
+    /// * a firing alert with nothing owed to a receiver was told: it is
+    ///   tracked as notified now, so it repeats after `repeat_interval`,
+    ///   its resolve is sent (or not, by `send_resolved`) as usual, and a
+    ///   further fire does not notify again.
+    ///
+    /// Owed entries whose receiver no longer routes the alert are dropped,
+    /// as are digest routes (the digest keeps its own collection).
+    pub fn restore(
+        &mut self,
+        owed: Vec<OwedAlert>,
+        firing: &[AlertView],
+        now: Timestamp,
+    ) -> Restored {
+        let mut stats = Restored::default();
+        let mut owed_by: HashMap<(String, String), (AlertView, Timestamp)> = HashMap::new();
+        for o in owed {
+            let k = (o.alert.fingerprint.clone(), o.receiver);
+            match owed_by.get_mut(&k) {
+                Some((_, due)) => *due = (*due).min(o.due),
+                None => {
+                    owed_by.insert(k, (o.alert, o.due));
+                }
+            }
+        }
+        for alert in firing {
+            for (ri, receiver) in self.router.route(alert) {
+                if self.router.routes[ri].digest.is_some()
+                    || owed_by.contains_key(&(alert.fingerprint.clone(), receiver.clone()))
+                {
+                    continue;
+                }
+                if let Some(key) = self.group_key(ri, receiver, alert) {
+                    stats.told += usize::from(self.told(key, alert, now));
+                }
+            }
+        }
+        let mut owed_by: Vec<_> = owed_by.into_iter().collect();
+        owed_by.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((_, receiver), (alert, due)) in owed_by {
+            for (ri, r) in self.router.route(&alert) {
+                if r != receiver || self.router.routes[ri].digest.is_some() {
+                    continue;
+                }
+                let Some(key) = self.group_key(ri, r, &alert) else {
+                    continue;
+                };
+                // `track` adds group_wait to a new batch's start.
+                let wait = self.router.routes[ri].group_wait;
+                let start = due.max(now).sub(wait);
+                let fp = alert.fingerprint.clone();
+                self.track(key.clone(), alert.clone(), now, start);
+                if let Some(g) = self.groups.get_mut(&key) {
+                    // Joining a batch restored earlier: the earliest due wins.
+                    if let Some(t) = g.next_flush
+                        && due.max(now) < t
+                    {
+                        g.next_flush = Some(due.max(now));
+                        reschedule(&mut self.schedule, &key, g);
+                    }
+                }
+                self.touched.push((key, fp));
+                stats.owed += 1;
+            }
+        }
+        stats
+    }
+
+    /// Tracks `alert` on the batch at `key` as told (firing) at `now`;
+    /// false if that batch already has it.
+    fn told(&mut self, key: GroupKey, alert: &AlertView, now: Timestamp) -> bool {
+        let repeat = self.router.routes[key.route].repeat_interval;
+        let group = self.groups.entry(key.clone()).or_default();
+        if group.alerts.contains_key(&alert.fingerprint) {
+            return false;
+        }
+        group.alerts.insert(
+            alert.fingerprint.clone(),
+            Tracked {
+                alert: alert.clone(),
+                notified: Some((now, AlertStatus::Firing)),
+                dirty: false,
+                journaled: false,
+            },
+        );
+        let at = now.add(repeat);
+        group.repeat_at = Some(group.repeat_at.map_or(at, |r| r.min(at)));
+        reschedule(&mut self.schedule, &key, group);
+        true
     }
 
     /// The earliest time something may become due (for the caller's sleep).
@@ -413,6 +644,9 @@ impl Batcher {
                     Some(t) => {
                         t.notified = Some((now, t.alert.status));
                         t.dirty = false;
+                        if std::mem::take(&mut t.journaled) {
+                            self.settled.push((key.clone(), fp.clone()));
+                        }
                         t.alert.status == AlertStatus::Resolved
                     }
                     None => false,

@@ -407,6 +407,21 @@ impl<'s> AlertBook<'s> {
             .transpose()
     }
 
+    /// Every firing alert, oldest first: what the notifier must know to be
+    /// told after a restart (repeats, resolves), however many there are
+    /// (`list` caps its answer).
+    pub fn all_firing(&self) -> Result<Vec<Alert>> {
+        let mut stmt = self.store.conn().prepare(&format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE status = 'firing' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], raw_alert)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?.into_alert()?);
+        }
+        Ok(out)
+    }
+
     /// Newest (by last_seen) first.
     pub fn list(&self, filter: &AlertFilter) -> Result<Vec<Alert>> {
         let mut sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE 1=1");

@@ -111,6 +111,8 @@ fn resolve_closes_and_next_fire_reopens() {
         })
         .unwrap();
     assert_eq!(firing.len(), 1);
+    let all: Vec<i64> = book.all_firing().unwrap().iter().map(|a| a.id).collect();
+    assert_eq!(all, [again.alert().id], "only the firing one, uncapped");
     assert_eq!(book.list(&AlertFilter::default()).unwrap().len(), 2);
     assert_eq!(
         book.get(a.id).unwrap().unwrap().status,
