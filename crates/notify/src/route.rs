@@ -475,21 +475,29 @@ impl Batcher {
         now: Timestamp,
     ) -> Restored {
         let mut stats = Restored::default();
-        let mut owed_by: HashMap<(String, String), (AlertView, Timestamp)> = HashMap::new();
+        // (fingerprint, receiver) → the alert and its (route, due) entries.
+        type Entries = (AlertView, Vec<(usize, Timestamp)>);
+        let mut owed_by: HashMap<(String, String), Entries> = HashMap::new();
         for o in owed {
-            let k = (o.alert.fingerprint.clone(), o.receiver);
-            match owed_by.get_mut(&k) {
-                Some((_, due)) => *due = (*due).min(o.due),
-                None => {
-                    owed_by.insert(k, (o.alert, o.due));
-                }
-            }
+            owed_by
+                .entry((o.alert.fingerprint.clone(), o.receiver))
+                .or_insert_with(|| (o.alert, Vec::new()))
+                .1
+                .push((o.route, o.due));
         }
         for alert in firing {
             for (ri, receiver) in self.router.route(alert) {
-                if self.router.routes[ri].digest.is_some()
-                    || owed_by.contains_key(&(alert.fingerprint.clone(), receiver.clone()))
-                {
+                if self.router.routes[ri].digest.is_some() {
+                    continue;
+                }
+                let owes = owed_by
+                    .get(&(alert.fingerprint.clone(), receiver.clone()))
+                    .is_some_and(|(_, e)| {
+                        self.owing_routes(alert, &receiver, e)
+                            .iter()
+                            .any(|(r, _)| *r == ri)
+                    });
+                if owes {
                     continue;
                 }
                 if let Some(key) = self.group_key(ri, receiver, alert) {
@@ -499,25 +507,20 @@ impl Batcher {
         }
         let mut owed_by: Vec<_> = owed_by.into_iter().collect();
         owed_by.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((_, receiver), (alert, due)) in owed_by {
-            for (ri, r) in self.router.route(&alert) {
-                if r != receiver || self.router.routes[ri].digest.is_some() {
-                    continue;
-                }
-                let Some(key) = self.group_key(ri, r, &alert) else {
+        for ((_, receiver), (alert, entries)) in owed_by {
+            for (ri, due) in self.owing_routes(&alert, &receiver, &entries) {
+                let Some(key) = self.group_key(ri, receiver.clone(), &alert) else {
                     continue;
                 };
+                let due = due.max(now);
                 // `track` adds group_wait to a new batch's start.
-                let wait = self.router.routes[ri].group_wait;
-                let start = due.max(now).sub(wait);
+                let start = due.sub(self.router.routes[ri].group_wait);
                 let fp = alert.fingerprint.clone();
                 self.track(key.clone(), alert.clone(), now, start);
                 if let Some(g) = self.groups.get_mut(&key) {
                     // Joining a batch restored earlier: the earliest due wins.
-                    if let Some(t) = g.next_flush
-                        && due.max(now) < t
-                    {
-                        g.next_flush = Some(due.max(now));
+                    if g.next_flush.is_some_and(|t| due < t) {
+                        g.next_flush = Some(due);
                         reschedule(&mut self.schedule, &key, g);
                     }
                 }
@@ -526,6 +529,37 @@ impl Batcher {
             }
         }
         stats
+    }
+
+    /// The current routes (index, due) on which `alert` owes `receiver` a
+    /// message, given the stored `(route, due)` entries: those whose route
+    /// still sends it there; if none does (the routes were edited since),
+    /// every current route to `receiver`, due at the earliest stored time.
+    fn owing_routes(
+        &self,
+        alert: &AlertView,
+        receiver: &str,
+        entries: &[(usize, Timestamp)],
+    ) -> Vec<(usize, Timestamp)> {
+        let current: Vec<usize> = self
+            .router
+            .route(alert)
+            .into_iter()
+            .filter(|(ri, r)| r == receiver && self.router.routes[*ri].digest.is_none())
+            .map(|(ri, _)| ri)
+            .collect();
+        let exact: Vec<(usize, Timestamp)> = entries
+            .iter()
+            .filter(|(ri, _)| current.contains(ri))
+            .copied()
+            .collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        let Some(due) = entries.iter().map(|(_, d)| *d).min() else {
+            return Vec::new();
+        };
+        current.into_iter().map(|ri| (ri, due)).collect()
     }
 
     /// Tracks `alert` on the batch at `key` as told (firing) at `now`;

@@ -260,3 +260,54 @@ fn a_restart_after_the_due_time_sends_at_once_and_dropped_routes_are_forgotten()
     assert_eq!(ob.owed_count().unwrap(), 0);
     assert!(b.flush_due(t(6000)).is_empty());
 }
+
+/// Two routes to one receiver: the one that already sent its message is
+/// told, only the one still waiting is owed; after the routes were edited
+/// (the stored route no longer sends to the receiver) the alert is owed on
+/// the receiver's current route instead of being lost.
+#[test]
+fn owed_entries_follow_their_route_or_the_receivers_current_one() {
+    let two = config(json!({
+        "receivers": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/x"}],
+        "routes": [
+            {"receivers": ["hook"], "group_wait": "0s", "continue": true},
+            {"receivers": ["hook"], "group_wait": "30s", "group_by": ["ip"]}
+        ]
+    }));
+    let one = config(json!({
+        "receivers": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/x"}],
+        "routes": [{"receivers": ["hook"], "group_wait": "10s"}]
+    }));
+    let f1 = a("f1", "10.0.0.1", AlertStatus::Firing);
+    let reopen = |c: &secmon_notify::NotifyConfig, conn: &Connection, ob: &Outbox<'_>, now| {
+        let mut b = Batcher::new(c, now).expect("batcher");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        let r = b.restore(
+            ob.take_owed().expect("owed"),
+            std::slice::from_ref(&f1),
+            now,
+        );
+        ob.save_batch_changes(&b.take_changes()).expect("save");
+        conn.execute_batch("COMMIT").expect("commit");
+        (b, r)
+    };
+    for (after, due) in [(&two, t(30)), (&one, t(30))] {
+        let conn = Connection::open_in_memory().unwrap();
+        let ob = Outbox::new(&conn, Dur::from_mins(2)).unwrap();
+        let mut b = Batcher::new(&two, t(0)).unwrap();
+        b.push(&f1, t(0));
+        assert_eq!(cycle(&mut b, &ob, &conn, t(0)).len(), 1, "route 0 at once");
+        assert_eq!(ob.owed_count().unwrap(), 1, "route 1 waits");
+        drop(b);
+        let (mut b, r) = reopen(after, &conn, &ob, t(5));
+        assert_eq!(r.owed, 1);
+        assert!(cycle(&mut b, &ob, &conn, due.sub(Dur::from_millis(1))).is_empty());
+        let m = cycle(&mut b, &ob, &conn, due);
+        assert_eq!(
+            summary(&m),
+            [("hook".into(), vec![("f1".into(), AlertStatus::Firing)])],
+            "one message, from the route that owed it"
+        );
+        assert!(cycle(&mut b, &ob, &conn, t(1000)).is_empty());
+    }
+}
