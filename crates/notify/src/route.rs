@@ -344,9 +344,10 @@ impl Batcher {
         })
     }
 
-    /// [`Batcher::push`] into one batch. A new batch is first due at `due`
-    /// (`now + group_wait` for a push, the stored due time on a restore).
-    fn track(&mut self, key: GroupKey, alert: AlertView, now: Timestamp, due: Timestamp) {
+    /// [`Batcher::push`] into one batch. A new batch starts at `start` and
+    /// is due `group_wait` later (`start` is `now` for a push; a restore
+    /// picks it so that the batch is due when it was before the stop).
+    fn track(&mut self, key: GroupKey, alert: AlertView, now: Timestamp, start: Timestamp) {
         let route = &self.router.routes[key.route];
         let Some(rs) = self.receivers.get(&key.receiver) else {
             return;
@@ -354,7 +355,7 @@ impl Batcher {
         let resolved = alert.status == AlertStatus::Resolved;
         let fingerprint = alert.fingerprint.clone();
         let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
-            next_flush: Some(due.add(route.group_wait)),
+            next_flush: Some(start.add(route.group_wait)),
             ..Group::default()
         });
         let mut changed = true;
@@ -391,7 +392,7 @@ impl Batcher {
         if changed && group.next_flush.is_none() {
             let at = match group.last_flush {
                 Some(last) => last.add(route.group_interval).max(now),
-                None => due.add(route.group_wait),
+                None => start.add(route.group_wait),
             };
             group.next_flush = Some(at);
         }
