@@ -257,6 +257,21 @@ await check('auth page: failed logins by IP and the heatmap count every failed l
   await page.screenshot({ path: join(SHOTS, 'logs-from-heatmap.png'), fullPage: true });
 });
 
+await check("a chart's links open the events and the alerts behind it", async () => {
+  await open(page, 'overview');
+  const gauge = '[data-panel="overview/cache-rejection-rate"]';
+  await page.click(`${gauge} a.to-events`);
+  await page.waitForFunction(() => document.body.getAttribute('data-ready') === 'logs'
+    && document.querySelector('#log-results[data-state="ready"]'));
+  const q = await page.getAttribute('#log-results', 'data-query');
+  eq(Number(await page.getAttribute('#log-results', 'data-count')), (await apiGet(q)).hits.length, 'events behind the gauge');
+  eq(Number(await page.getAttribute('#log-results', 'data-count')), 4, 'the four rejected cache values');
+  await open(page, 'overview');
+  await page.click(`${gauge} a.to-alerts`);
+  await page.waitForFunction(() => document.body.getAttribute('data-ready') === 'alerts');
+  assert((await page.getAttribute('[data-panel="alerts/list"]', 'data-query')).includes('rule=cache-rejection-rate'), 'alerts filtered by the rule');
+});
+
 await check('alerts page lists what the API lists, filter by rule', async () => {
   await open(page, 'alerts');
   const q = await page.getAttribute('[data-panel="alerts/list"]', 'data-query');
