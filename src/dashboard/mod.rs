@@ -18,6 +18,10 @@
 //! 15 min) or block the address (10 in 5 min), and the decisions they make
 //! are honoured here.
 //!
+//! Which pages and panels exist is configuration ([`config`]: the shipped
+//! `web/dashboards.json` overlaid by `dashboards:`), served as
+//! `/ui/dashboards.json`.
+//!
 //! It holds no detection or response state and draws nothing itself: the
 //! pages do that in the browser.
 
