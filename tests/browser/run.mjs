@@ -377,6 +377,12 @@ await check('a viewer sees no ack button and the API refuses the ack', async () 
   }, id);
   eq(status, 403, 'viewer ack');
   eq((await apiGet(`/v1/incidents/${id}`)).incident.state, 'triggered', 'state after the viewer tried');
+  // Every dashboard panel reads with the viewer role (archive counts, decisions).
+  for (const name of PAGES) {
+    await open(v, name);
+    const broken = await v.$$eval('[data-state="error"]', (l) => l.map((x) => `${x.getAttribute('data-panel')}: ${x.textContent}`));
+    eq(broken, [], `${name} panels in error for a viewer`);
+  }
   await v.context().close();
 });
 
