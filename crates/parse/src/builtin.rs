@@ -21,8 +21,8 @@ use secmon_core::{Fields, Str, Value};
 
 use crate::config::FieldType;
 use crate::fields::Kind;
-use crate::pattern::Spec;
-use crate::sshd::FastFn;
+use crate::pattern::{Post, Spec};
+use crate::sshd::Fast;
 
 /// Names of the builtin sets, in the order their patterns are numbered.
 pub const BUILTIN_SETS: &[&str] = &["sshd"];
@@ -34,7 +34,7 @@ struct Def {
     event: &'static str,
     level: &'static str,
     pattern: String,
-    post: Option<fn(&mut Fields)>,
+    post: Option<Post>,
 }
 
 fn sshd() -> Vec<Def> {
@@ -68,7 +68,11 @@ fn sshd() -> Vec<Def> {
             level: "WARN",
             pattern: r"^(?:pam_unix\(sshd:auth\): )?authentication failure; .*?rhost=(?P<rhost>\S+)(?:\s+user=(?P<user>\S+))?"
                 .to_string(),
-            post: Some(rhost_ip),
+            post: Some(Post {
+                run: rhost_ip,
+                reads: &["fields.rhost"],
+                writes: &["fields.ip"],
+            }),
         },
         d(
             "sshd.accepted",
@@ -128,6 +132,7 @@ fn sshd() -> Vec<Def> {
 }
 
 /// `rhost` may be a host name; `ip` is set only when it is an address.
+/// Reads and writes only what its [`Post`] declares.
 fn rhost_ip(fields: &mut Fields) {
     let ip = match fields.get("fields.rhost").and_then(Value::as_str) {
         Some(r) if r.parse::<IpAddr>().is_ok() => Str::from(r),
@@ -139,7 +144,7 @@ fn rhost_ip(fields: &mut Fields) {
 /// The patterns of set `name`, numbered from `first_index`; `None` for an
 /// unknown set.
 pub(crate) fn specs(name: &str, set_pos: usize, first_index: u32) -> Option<Vec<Spec>> {
-    let (defs, fast): (_, &[FastFn]) = match name {
+    let (defs, fast): (_, &[Fast]) = match name {
         "sshd" => (sshd(), &crate::sshd::SSHD),
         _ => return None,
     };

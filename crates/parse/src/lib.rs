@@ -77,8 +77,14 @@ pub struct LineCtx {
     pub received: Timestamp,
     /// (year, month) of the previous RFC 3164 line of this source.
     last_bsd: Option<(i32, u8)>,
+    /// The last UTC date converted, (year, month, day) and its day number:
+    /// consecutive log lines are nearly always of the same day.
+    last_day: Option<(i32, u8, u8, i64)>,
     scratch: Scratch,
     key: String,
+    /// Field buffers of spent events to build new events in (see
+    /// [`LineCtx::recycle`]).
+    spare: Vec<Fields>,
 }
 
 impl LineCtx {
@@ -88,8 +94,40 @@ impl LineCtx {
             line_no: 0,
             received,
             last_bsd: None,
+            last_day: None,
             scratch: Scratch::default(),
             key: String::with_capacity(64),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Gives the context the field buffers of events nobody needs any
+    /// more; the next events are built in them instead of in new
+    /// allocations. `replay` hands back what the engine released, so the
+    /// parser thread does not allocate per event, nor the engine thread
+    /// free memory the parser's allocated.
+    pub fn recycle(&mut self, spent: &mut Vec<Fields>) {
+        if self.spare.is_empty() {
+            std::mem::swap(&mut self.spare, spent);
+        } else {
+            self.spare.append(spent);
+        }
+    }
+
+    /// Takes back the buffers not used yet, e.g. to move them to the next
+    /// context of the same thread.
+    pub fn take_spare(&mut self) -> Vec<Fields> {
+        std::mem::take(&mut self.spare)
+    }
+
+    /// A cleared buffer for the next event's fields.
+    fn fields(&mut self) -> Fields {
+        match self.spare.pop() {
+            Some(mut f) => {
+                f.retain(|_| false);
+                f
+            }
+            None => Fields::with_capacity(12),
         }
     }
 }
@@ -372,7 +410,7 @@ impl LineParser {
             received: ctx.received,
             source: ctx.source,
             line: ctx.line_no,
-            fields: Fields::with_capacity(12),
+            fields: ctx.fields(),
             raw: None,
         };
         let matched = match self.format {
@@ -539,7 +577,24 @@ impl LineParser {
             value: format!("{month:02}-{day:02} {hour:02}:{min:02}:{sec:02}"),
             reason: reason.to_string(),
         };
-        let mut t = self.civil(year, month, day, hour, min, sec, ms);
+        let mut t = match (&self.syslog.tz, ctx.last_day) {
+            (None, Some((y, mo, d, days))) if (y, mo, d) == (year, month, day) => timefmt::day_ms(
+                days,
+                u32::from(hour),
+                u32::from(min),
+                u32::from(sec),
+                u32::from(ms),
+            ),
+            _ => {
+                let t = self.civil(year, month, day, hour, min, sec, ms);
+                if self.syslog.tz.is_none() && t.is_some() {
+                    let days =
+                        timefmt::days_from_civil(i64::from(year), u32::from(month), u32::from(day));
+                    ctx.last_day = Some((year, month, day, days));
+                }
+                t
+            }
+        };
         if fixed.is_none()
             && let Some(tt) = t
             && tt > ctx.received.0.saturating_add(DAY_MS)

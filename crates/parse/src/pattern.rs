@@ -34,7 +34,7 @@ use crate::config::{FieldType, PatternConfig, TimeFormat, TimestampCapture};
 use crate::error::{ConfigError, ParseError};
 use crate::fields::{Aliases, Kind, convert, put, valid_path, valid_segment};
 use crate::project::Projection;
-use crate::sshd::{self, Caps, FastFn};
+use crate::sshd::{self, Caps, Fast};
 use crate::timefmt::TimeParser;
 
 /// Compiled-program size limit for one pattern (the regex crate's default
@@ -60,9 +60,9 @@ pub(crate) struct Spec {
     pub ts: Option<TimestampCapture>,
     pub types: BTreeMap<String, Kind>,
     pub statics: Vec<(String, Value)>,
-    pub post: Option<fn(&mut Fields)>,
+    pub post: Option<Post>,
     /// A hand-written matcher equivalent to `pattern` (builtin sets only).
-    pub fast: Option<FastFn>,
+    pub fast: Option<Fast>,
 }
 
 impl Spec {
@@ -89,6 +89,16 @@ impl Spec {
             fast: None,
         }
     }
+}
+
+/// A builtin pattern's post-processing hook, with every field it reads
+/// and writes, so that a [`Projection`] can keep what the hook reads and
+/// drop what it does not keep, without filtering every field afterwards.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Post {
+    pub run: fn(&mut Fields),
+    pub reads: &'static [&'static str],
+    pub writes: &'static [&'static str],
 }
 
 #[derive(Debug)]
@@ -124,8 +134,11 @@ pub(crate) struct Compiled {
     ts: Option<TsPlan>,
     event: Option<Value>,
     statics: Vec<(Str, Value)>,
-    post: Option<fn(&mut Fields)>,
-    fast: Option<FastFn>,
+    post: Option<Post>,
+    /// Under a projection, what the hook needed (or wrote) that the
+    /// projection does not keep: removed after the hook runs.
+    post_drop: Vec<Str>,
+    fast: Option<Fast>,
 }
 
 /// Checks and compiles one pattern, appending every problem to `errs`.
@@ -290,13 +303,19 @@ pub(crate) fn compile(
         index: spec.index,
         name: Str::from(spec.name.as_str()),
         program: spec.program.clone(),
-        ascii: Ascii::build(&spec.pattern),
+        // A fast matcher never falls back to the regex engines.
+        ascii: if fast.is_some() {
+            None
+        } else {
+            Ascii::build(&spec.pattern)
+        },
         re,
         caps,
         ts,
         event: spec.event.as_deref().map(Value::from),
         statics,
         post: spec.post,
+        post_drop: Vec::new(),
         fast,
     })
 }
@@ -534,6 +553,7 @@ impl Patterns {
             }
         }
         // …unless a fast pattern before it matches.
+        let first = hay.as_bytes().first();
         for &pos in &matcher.fast {
             let pos = pos as usize;
             if slow.is_some_and(|s| s < pos) {
@@ -542,8 +562,11 @@ impl Patterns {
             let Some(f) = self.patterns.get(pos).and_then(|p| p.fast) else {
                 continue;
             };
+            if !first.is_some_and(|&b| f.admits(b)) {
+                continue;
+            }
             let mut caps: Caps = [None; 9];
-            if f(hay, &mut caps) {
+            if (f.run)(hay, &mut caps) {
                 scratch.fast = true;
                 scratch.spans.clear();
                 scratch.spans.extend_from_slice(&caps);
@@ -600,6 +623,11 @@ impl Patterns {
             fields.insert("event", ev.clone());
         }
         for c in &p.caps {
+            // Strings and flags cannot fail to convert: one not stored
+            // need not be built.
+            if !c.keep && matches!(c.kind, Kind::Flag | Kind::Typed(FieldType::String)) {
+                continue;
+            }
             let i = if scratch.fast { c.slot } else { c.group };
             let Some(&Some((s, e))) = spans.get(i) else {
                 continue;
@@ -633,27 +661,36 @@ impl Patterns {
             );
         }
         if let Some(post) = p.post {
-            post(fields);
-            if let Some(pr) = project {
-                pr.apply(fields);
+            (post.run)(fields);
+            if project.is_some() {
+                for k in &p.post_drop {
+                    fields.remove(k);
+                }
             }
         }
         Ok(time)
     }
 
     /// Decides once which captures and constant fields each pattern stores
-    /// under `project`. A pattern with a post-processing hook keeps
-    /// everything (the hook may read any capture) and is projected after
-    /// the hook, in [`Patterns::apply`].
+    /// under `project`. A pattern with a post-processing hook also stores
+    /// what the hook reads; what the hook read or wrote beyond the
+    /// projection is removed after it ran, in [`Patterns::apply`].
     pub(crate) fn set_projection(&mut self, project: &Projection) {
         for p in &mut self.patterns {
-            if p.post.is_some() {
-                continue;
-            }
-            p.statics.retain(|(k, _)| project.keeps(k));
+            let reads = p.post.map_or(&[][..], |h| h.reads);
+            let keeps = |k: &str| project.keeps(k) || reads.contains(&k);
+            p.statics.retain(|(k, _)| keeps(k));
             for c in &mut p.caps {
-                c.keep = project.keeps(&c.key);
+                c.keep = keeps(&c.key);
             }
+            p.post_drop = p.post.map_or_else(Vec::new, |h| {
+                h.reads
+                    .iter()
+                    .chain(h.writes)
+                    .filter(|k| !project.keeps(k))
+                    .map(|k| Str::from(*k))
+                    .collect()
+            });
         }
     }
 

@@ -834,8 +834,7 @@ fn parser_is_send_sync_and_ctx_is_reusable_across_parsers() {
 /// kept fields in the same order; syslog and text lines carry nothing more.
 #[test]
 fn projection_equals_parse_then_filter() {
-    let full = parser(&[]);
-    let paths = [
+    projection_case(&[
         "host",
         "pid",
         "fields.ip",
@@ -844,9 +843,16 @@ fn projection_equals_parse_then_filter() {
         "fields.rhost",
         "level",
         "service",
-    ];
+    ]);
+    // Without what the pam pattern's hook reads (rhost) or writes (ip).
+    projection_case(&["host", "fields.user", "message"]);
+}
+
+fn projection_case(paths: &[&str]) {
+    let paths = paths.iter().copied();
+    let full = parser(&[]);
     let mut projected = parser(&[]);
-    projected.set_projection(crate::Projection::new(paths));
+    projected.set_projection(crate::Projection::new(paths.clone()));
     let project = crate::Projection::new(paths);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/");
     let mut compared = 0;
@@ -888,4 +894,24 @@ fn projection_equals_parse_then_filter() {
         }
     }
     assert!(compared > 6000, "{compared} lines");
+}
+
+/// A context given spent field buffers builds events in them, cleared:
+/// the same events as from fresh buffers.
+#[test]
+fn recycled_field_buffers_start_empty() {
+    let p = parser(&[]);
+    let line =
+        b"Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for root from 1.2.3.4 port 22 ssh2";
+    let fresh = p
+        .parse_line(line, &mut ctx_at("2024-12-10T12:00:00Z"))
+        .expect("parses");
+    let mut ctx = ctx_at("2024-12-10T12:00:00Z");
+    let mut junk = Fields::new();
+    junk.push(Str::from("stale"), Value::from("x"));
+    junk.push(Str::from("event"), Value::from("old"));
+    ctx.recycle(&mut vec![junk]);
+    let got = p.parse_line(line, &mut ctx).expect("parses");
+    assert_eq!(got, fresh);
+    assert!(ctx.take_spare().is_empty(), "the buffer was used");
 }

@@ -65,8 +65,17 @@ pub(crate) fn civil_to_ms(
     {
         return None;
     }
+    day_ms(days_from_civil(y, mo, d), h, mi, s, ms)
+}
+
+/// Milliseconds of a time of day on day number `days` (a valid date, see
+/// [`days_from_civil`]); `None` when the time does not exist.
+#[inline]
+pub(crate) fn day_ms(days: i64, h: u32, mi: u32, s: u32, ms: u32) -> Option<i64> {
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
     // A leap second (:60) is folded onto the next second, as jiff does.
-    let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s.min(59));
     Some(secs * 1000 + i64::from(ms))
 }
