@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
-use secmon_core::{Event, FieldPath, Str, Timestamp, Value};
+use secmon_core::{Event, FieldPath, Fields, Str, Timestamp, Value};
 
 use crate::config::EngineConfig;
 use crate::detector::NONE;
@@ -168,7 +168,39 @@ pub struct Engine {
     released: u64,
     /// Scratch for group keys, reused so a lookup allocates nothing.
     key: String,
+    /// Per rule: whether its condition is only the event-name test that
+    /// dispatch already made (see [`Condition::is_name_test`]), so applying
+    /// the rule skips evaluating it.
+    ///
+    /// [`Condition::is_name_test`]: crate::Condition::is_name_test
+    name_only: Vec<bool>,
+    /// Per rule: the first rule with the same `group_by` list. Rules that
+    /// share one (every sshd rule groups by `fields.ip`) reuse the key built
+    /// for the event instead of building it again.
+    key_class: Vec<u32>,
+    /// Which key class `key` holds for the event being released
+    /// ([`NO_KEY`]: none yet), and whether every group_by field was there.
+    key_built: u32,
+    key_ok: bool,
+    /// Per threshold rule: the first rule weighing events by the same
+    /// field; its weight, once read for the event being released, is
+    /// reused ([`NO_KEY`] in `weight_built`: not read yet).
+    weight_class: Vec<u32>,
+    weight_built: u32,
+    weight: u32,
+    /// Whether fires carry the triggering event as evidence (see
+    /// [`Engine::set_evidence`]).
+    evidence: bool,
+    /// Field buffers of released events, handed back to the caller (see
+    /// [`Engine::recycle_fields`]); `None` when not asked for.
+    spent: Option<Vec<Fields>>,
 }
+
+/// `key_built` before any key was built for the current event.
+const NO_KEY: u32 = u32::MAX;
+
+/// Most spent field buffers kept for a caller that does not take them.
+const SPENT_MAX: usize = 1 << 16;
 
 /// `ceil(t / step) * step`.
 fn ceil_to(t: i64, step: i64) -> i64 {
@@ -245,6 +277,40 @@ impl Engine {
             .iter()
             .map(|r| r.detector().window().as_millis())
             .collect();
+        let name_only = ruleset
+            .rules()
+            .iter()
+            .map(|r| r.condition().is_name_test())
+            .collect();
+        let key_class = ruleset
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let first = ruleset
+                    .rules()
+                    .iter()
+                    .position(|o| o.group_by() == r.group_by());
+                first.unwrap_or(i) as u32
+            })
+            .collect();
+        let weight_path = |r: &crate::Rule| match r.detector() {
+            Detector::Threshold { weight, .. } => Some(weight.clone()),
+            _ => None,
+        };
+        let weight_class = ruleset
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let w = weight_path(r);
+                let first = ruleset
+                    .rules()
+                    .iter()
+                    .position(|o| w.is_some() && weight_path(o) == w);
+                first.unwrap_or(i) as u32
+            })
+            .collect();
         Engine {
             cfg,
             rules,
@@ -267,12 +333,45 @@ impl Engine {
             late_events: 0,
             released: 0,
             key: String::with_capacity(64),
+            name_only,
+            key_class,
+            key_built: NO_KEY,
+            key_ok: false,
+            weight_class,
+            weight_built: NO_KEY,
+            weight: 1,
+            evidence: true,
+            spent: None,
             rs: ruleset,
         }
     }
 
     pub fn ruleset(&self) -> &Arc<Ruleset> {
         &self.rs
+    }
+
+    /// Whether fires carry the triggering event in [`Fire::evidence`]
+    /// (default true). A caller that never reads evidence (`replay`
+    /// printing alerts) turns it off, saving a copy of the event per fire.
+    pub fn set_evidence(&mut self, keep: bool) {
+        self.evidence = keep;
+    }
+
+    /// From now on, keeps the field buffers of released events for
+    /// [`Engine::take_spent`] instead of freeing them. Events are usually
+    /// built on another thread (the parser's); handing their buffers back
+    /// for reuse spares both threads an allocator round trip, and the
+    /// engine's the cost of freeing memory another thread allocated.
+    pub fn recycle_fields(&mut self) {
+        self.spent.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the field buffers kept since the last call into `out` (their
+    /// contents are stale: clear before reuse).
+    pub fn take_spent(&mut self, out: &mut Vec<Fields>) {
+        if let Some(s) = &mut self.spent {
+            out.append(s);
+        }
     }
 
     /// Current watermark (`Timestamp::MIN` before anything arrived).
@@ -490,10 +589,17 @@ impl Engine {
         }
         // Taken out for the loop so `apply` can borrow the engine mutably.
         let dispatch = std::mem::take(&mut self.dispatch);
+        self.key_built = NO_KEY;
+        self.weight_built = NO_KEY;
         for &ri in dispatch.get(name) {
             self.apply(ri as usize, &ev, t, out);
         }
         self.dispatch = dispatch;
+        if let Some(spent) = &mut self.spent
+            && spent.len() < SPENT_MAX
+        {
+            spent.push(ev.fields);
+        }
     }
 
     /// Builds the group key into the scratch buffer; false if a field is missing.
@@ -519,10 +625,15 @@ impl Engine {
     /// engine's own time on sshd logs.
     fn apply(&mut self, i: usize, ev: &Event, t: i64, out: &mut Vec<Verdict>) {
         let rule = &self.rs.rules()[i];
-        if !rule.condition().matches(ev) {
+        if !self.name_only[i] && !rule.condition().matches(ev) {
             return;
         }
-        if !Self::build_key(&mut self.key, ev, rule.group_by()) {
+        let class = self.key_class[i];
+        if class != self.key_built {
+            self.key_ok = Self::build_key(&mut self.key, ev, rule.group_by());
+            self.key_built = class;
+        }
+        if !self.key_ok {
             self.stats[i].ungrouped += 1;
             return;
         }
@@ -539,7 +650,12 @@ impl Engine {
                     weight,
                 },
             ) => {
-                let w = weight_of(weight.as_ref().and_then(|f| ev.get(f.as_str())));
+                let class = self.weight_class[i];
+                if class != self.weight_built {
+                    self.weight = weight_of(weight.as_ref().and_then(|f| ev.get(f.as_str())));
+                    self.weight_built = class;
+                }
+                let w = self.weight;
                 let win = window.as_millis();
                 let (g, prev) = table.touch(&self.key, t, ThresholdState::default);
                 // The resolve due before this event (it moves with last-seen).
@@ -633,7 +749,11 @@ impl Engine {
                 at: ev.time,
                 value,
                 threshold,
-                evidence: vec![ev.clone()],
+                evidence: if self.evidence {
+                    vec![ev.clone()]
+                } else {
+                    Vec::new()
+                },
             }));
         }
     }

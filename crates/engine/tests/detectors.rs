@@ -782,3 +782,81 @@ fn updown_counts_sessions_alive() {
     assert_eq!(snap[0].count, 5);
     assert_eq!(fires(&v).len(), 1);
 }
+
+/// Rules that share a group_by list (or a weight field) reuse the key (or
+/// weight) read for the first of them; a rule with another list, a
+/// condition beyond the event name, or a missing field must still see its
+/// own. Checked against each rule run alone.
+#[test]
+fn shared_keys_and_weights_match_rules_run_alone() {
+    let rules = r#"
+- {id: a, severity: high, match: "event in [x, y]", group_by: [fields.ip], detector: {type: threshold, count: 3, window: 1s, weight: fields.n}}
+- {id: b, severity: high, match: "event = x and fields.user = bob", group_by: [fields.ip], detector: {type: threshold, count: 2, window: 1s, weight: fields.n}}
+- {id: c, severity: high, match: "event = y", group_by: [fields.user], detector: {type: threshold, count: 2, window: 1s}}
+- {id: d, severity: high, match: "event in [x, y]", group_by: [fields.ip, fields.user], detector: {type: distinct, field: fields.port, count: 2, window: 5s}}
+- {id: e, severity: high, group_by: [fields.ip], detector: {type: threshold, count: 4, window: 1s, weight: fields.m}}
+"#;
+    let events = || {
+        let mut v = Vec::new();
+        for i in 0..60i64 {
+            let name = if i % 3 == 0 { "y" } else { "x" };
+            let mut f: Vec<(&str, Value)> = Vec::new();
+            if i % 5 != 0 {
+                f.push(("ip", Value::from(["1.1.1.1", "2.2.2.2"][(i % 2) as usize])));
+            }
+            if i % 4 != 1 {
+                f.push(("user", Value::from(["bob", "eve", "ann"][(i / 2 % 3) as usize])));
+            }
+            if i % 7 == 0 {
+                f.push(("n", Value::Int(2)));
+            }
+            if i % 6 == 0 {
+                f.push(("m", Value::Int(3)));
+            }
+            f.push(("port", Value::Int(i % 5)));
+            v.push(ev(i * 100, name, &f));
+        }
+        v
+    };
+    let all = ruleset(rules, "");
+    let (together, _) = run(&all, cfg(0), events());
+    let configs: Vec<secmon_engine::RuleConfig> = serde_saphyr::from_str(rules).unwrap();
+    for (i, rc) in configs.iter().enumerate() {
+        let one = std::sync::Arc::new(
+            secmon_engine::Ruleset::build(std::slice::from_ref(rc), &[]).unwrap(),
+        );
+        let (alone, _) = run(&one, cfg(0), events());
+        let want: Vec<_> = summary(&alone)
+            .into_iter()
+            .map(|s| (s.0, s.2, s.3))
+            .collect();
+        let got: Vec<_> = summary(&together)
+            .into_iter()
+            .filter(|s| s.1 == i)
+            .map(|s| (s.0, s.2, s.3))
+            .collect();
+        assert_eq!(got, want, "rule {}", rc.id);
+        assert!(!want.is_empty(), "rule {} fires", rc.id);
+    }
+}
+
+#[test]
+fn without_evidence_and_with_recycled_fields() {
+    let rs = ruleset(BY_IP, "");
+    let mut e = secmon_engine::Engine::new(rs.clone(), cfg(10));
+    e.set_evidence(false);
+    e.recycle_fields();
+    let mut out = Vec::new();
+    for t in [0, 5, 30, 40, 50] {
+        e.observe(ip(t, "a"), &mut out);
+    }
+    e.flush(&mut out);
+    let (plain, _) = run(&rs, cfg(10), [0, 5, 30, 40, 50].map(|t| ip(t, "a")));
+    assert_eq!(summary(&out), summary(&plain));
+    let Verdict::Fire(f) = &out[0] else { panic!() };
+    assert!(f.evidence.is_empty());
+    let mut spent = Vec::new();
+    e.take_spent(&mut spent);
+    assert_eq!(spent.len(), 5, "one buffer per released event");
+    assert!(spent.iter().all(|f| f.get("fields.ip").is_some()));
+}

@@ -132,6 +132,19 @@ impl Condition {
         }
     }
 
+    /// Whether the condition is nothing but a test of the event name
+    /// (`event = X`, `event in [X, Y]` with string literals). Such a rule is
+    /// only dispatched events carrying one of those names (see
+    /// [`Condition::event_names`]), so the engine need not evaluate it.
+    pub fn is_name_test(&self) -> bool {
+        const EVENT: &str = secmon_core::event::names::EVENT;
+        match self {
+            Condition::Eq(p, Literal::Str(_)) => p == EVENT,
+            Condition::In(p, set) => p == EVENT && set.iter().all(|l| matches!(l, Literal::Str(_))),
+            _ => false,
+        }
+    }
+
     /// The finite set of event names the condition requires, when it
     /// requires one: a top-level conjunct `event = X` / `event in [..]`, or an
     /// `or` whose every branch requires one. The engine uses it to hand an
