@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use secmon_core::{Event, Timestamp};
+use secmon_core::{Event, Fields, Timestamp};
 use secmon_engine::{Engine, EngineConfig, EngineStats, Fire, Resolve, Rule, Ruleset, Verdict};
 use secmon_parse::{LineCtx, LineParser, ParseError, Projection, SshdConns};
 
@@ -130,6 +130,20 @@ impl Detector {
 
     pub fn ruleset(&self) -> &Ruleset {
         &self.ruleset
+    }
+
+    /// For a caller that only prints alerts: fires carry no evidence, and
+    /// the field buffers of released events are kept for
+    /// [`Detector::take_spent`] (see [`Engine::recycle_fields`]).
+    pub fn alerts_only(&mut self) {
+        self.engine.set_evidence(false);
+        self.engine.recycle_fields();
+    }
+
+    /// Field buffers of events the engine is done with, for the parsers to
+    /// reuse (only after [`Detector::alerts_only`]).
+    pub fn take_spent(&mut self, out: &mut Vec<Fields>) {
+        self.engine.take_spent(out);
     }
 
     pub fn observe(&mut self, ev: Event, sink: &mut dyn Sink) {

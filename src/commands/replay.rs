@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, Sender, bounded};
-use secmon_core::{Event, SourceId, Timestamp};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select};
+use secmon_core::{Event, Fields, SourceId, Timestamp};
 use secmon_parse::{LineCtx, LineParser};
 use secmon_sources::{LineBatch, LineReader};
 
 use crate::cli::{ReplayArgs, RespondMode};
-use crate::output::AlertLine;
+use crate::output::Number;
 use crate::pipeline::{self, Detector, Sink};
 use crate::respond::{PlanItem, Responder};
 use crate::summary::Summary;
@@ -92,10 +92,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut detector = Detector::new(runtime.ruleset.clone(), runtime.engine);
+    // Without a response plan only the alert lines are printed: nothing
+    // reads evidence or the fields no rule looks at.
+    let alerts_only = matches!(args.respond, RespondMode::Off);
+    if alerts_only {
+        detector.alerts_only();
+    }
     // The parser was just built, so it is not shared yet.
-    if matches!(args.respond, RespondMode::Off)
-        && let Some(p) = Arc::get_mut(&mut parser)
-    {
+    if alerts_only && let Some(p) = Arc::get_mut(&mut parser) {
         p.set_projection(pipeline::projection(&runtime.ruleset));
     }
     let mut summary = Summary::new(args.max_errors);
@@ -113,6 +117,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         plan: Vec::new(),
         respond_err: None,
         last: Timestamp::MIN,
+        alerts: AlertJson::default(),
+        line: Vec::with_capacity(256),
     };
 
     let received = crate::clock::now();
@@ -120,36 +126,84 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let (work_tx, work_rx) = bounded::<Work>(threads * 2);
         let (done_tx, done_rx) = bounded::<Done>(threads * 2);
         let (recycle_tx, recycle_rx) = bounded::<LineBatch>(threads * 4 + 4);
+        // Field buffers of released events, back to the parsers for reuse.
+        let (spent_tx, spent_rx) = bounded::<Vec<Fields>>(threads * 4 + 4);
         let reader = {
             let read_bytes = read_bytes.clone();
             s.spawn(move || read_all(inputs, work_tx, recycle_rx, &read_bytes))
         };
+        let batches = Batches {
+            parser: &parser,
+            names: &names,
+            received,
+            limit: args.max_errors,
+        };
         for _ in 0..threads {
             let work_rx = work_rx.clone();
             let done_tx = done_tx.clone();
-            let parser = parser.clone();
-            let names = &names;
-            let limit = args.max_errors;
-            s.spawn(move || parse_worker(&parser, names, received, limit, work_rx, done_tx));
+            let spent_rx = spent_rx.clone();
+            s.spawn(move || parse_worker(batches, work_rx, done_tx, spent_rx));
         }
-        drop(work_rx);
         drop(done_tx);
+        drop(spent_rx);
+        // Field buffers the engine released: this thread's own parsing
+        // takes what it needs, the rest goes to the parser threads.
+        let mut spent = Vec::new();
 
         // Batches finish out of order; the engine must see them in order.
+        // When no batch is ready for it, this thread parses one itself
+        // rather than wait: on two cores the engine alone does not keep
+        // its core busy, and the parser thread is the slower stage.
         let mut next = 0u64;
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-        for done in done_rx.iter() {
-            pending.insert(done.seq, done);
+        let mut work_open = true;
+        // Batches this thread may hold parsed ahead of the engine: when a
+        // parser thread is slow to deliver the next one (descheduled on a
+        // busy machine), parsing on alone would buffer the whole input.
+        let ahead = threads * 2 + 2;
+        loop {
             while let Some(d) = pending.remove(&next) {
                 next += 1;
                 summary.merge(d.summary);
                 for ev in d.events {
                     detector.observe(ev, &mut sink);
                 }
+                detector.take_spent(&mut spent);
+                if spent.len() >= SPARE_KEEP + SPENT_SEND {
+                    let _ = spent_tx.try_send(spent.split_off(SPARE_KEEP));
+                }
                 let _ = recycle_tx.try_send(d.batch);
                 if let Some(pb) = &progress {
                     pb.set_position(read_bytes.load(Ordering::Relaxed));
                 }
+            }
+            let got = match done_rx.try_recv() {
+                Ok(d) => Got::Done(d),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) if work_open && pending.len() < ahead => select! {
+                    recv(done_rx) -> d => d.map_or(Got::Finished, Got::Done),
+                    recv(work_rx) -> w => w.map_or(Got::NoMoreWork, Got::Work),
+                },
+                Err(TryRecvError::Empty) => done_rx.recv().map_or(Got::Finished, Got::Done),
+            };
+            match got {
+                Got::Done(d) => {
+                    pending.insert(d.seq, d);
+                }
+                Got::Work(w) => {
+                    let d = batches.parse(w, &mut spent);
+                    pending.insert(d.seq, d);
+                }
+                Got::NoMoreWork => work_open = false,
+                Got::Finished => break,
+            }
+        }
+        // Every parser thread is gone, so every batch is in `pending`.
+        while let Some(d) = pending.remove(&next) {
+            next += 1;
+            summary.merge(d.summary);
+            for ev in d.events {
+                detector.observe(ev, &mut sink);
             }
         }
         let lines = reader
@@ -204,6 +258,9 @@ struct ReplaySink<'s, W: Write> {
     plan: Vec<PlanItem>,
     respond_err: Option<anyhow::Error>,
     last: Timestamp,
+    alerts: AlertJson,
+    /// The alert line being written.
+    line: Vec<u8>,
 }
 
 impl<'s, W: Write> ReplaySink<'s, W> {
@@ -255,8 +312,9 @@ impl<W: Write> Sink for ReplaySink<'_, W> {
     fn fire(&mut self, rule: &Rule, fire: &Fire) {
         if self.respond.is_none() {
             if self.write_err.is_none() {
-                let line = AlertLine::new(rule, fire).to_json();
-                if let Err(e) = writeln!(self.out, "{line}") {
+                self.line.clear();
+                self.alerts.write(rule, fire, &mut self.line);
+                if let Err(e) = self.out.write_all(&self.line) {
                     self.write_err = Some(e);
                 }
             }
@@ -285,6 +343,93 @@ impl<W: Write> Sink for ReplaySink<'_, W> {
         self.plan = plan;
         self.emit_plan(resolve.at);
     }
+}
+
+/// Writes the line [`AlertLine::to_json`](crate::output::AlertLine::to_json) prints, without serde's work per
+/// field: what is the same for every alert of a rule (its id, group paths,
+/// severity, priority, actions) is serialized once, and the rest piece by
+/// piece. An attacked sshd log fires an alert every twenty lines or so;
+/// serializing each whole line cost a tenth of the engine thread's time.
+/// The tests hold it to `AlertLine`'s bytes.
+#[derive(Default)]
+struct AlertJson {
+    /// By rule index, made at the rule's first alert.
+    rules: Vec<Option<RuleJson>>,
+    time: String,
+}
+
+struct RuleJson {
+    /// `{"rule":"<id>","group":{`
+    head: Vec<u8>,
+    /// Each group_by path and its `"<path>":`.
+    keys: Vec<(String, Vec<u8>)>,
+    /// `,"severity":…,"priority":…,"actions":[…]}` and the newline.
+    tail: Vec<u8>,
+}
+
+impl RuleJson {
+    fn new(rule: &Rule) -> RuleJson {
+        let mut head = b"{\"rule\":".to_vec();
+        json(&mut head, rule.id());
+        head.extend_from_slice(b",\"group\":{");
+        let keys = rule
+            .group_by()
+            .iter()
+            .map(|p| {
+                let mut k = Vec::new();
+                json(&mut k, p.as_str());
+                k.push(b':');
+                (p.as_str().to_string(), k)
+            })
+            .collect();
+        let mut tail = b",\"severity\":".to_vec();
+        json(&mut tail, &rule.severity());
+        tail.extend_from_slice(b",\"priority\":");
+        json(&mut tail, &rule.priority());
+        tail.extend_from_slice(b",\"actions\":");
+        json(&mut tail, rule.actions());
+        tail.extend_from_slice(b"}\n");
+        RuleJson { head, keys, tail }
+    }
+}
+
+impl AlertJson {
+    /// Appends the alert line of `fire`, newline included, to `out`.
+    fn write(&mut self, rule: &Rule, fire: &Fire, out: &mut Vec<u8>) {
+        if self.rules.len() <= fire.rule {
+            self.rules.resize_with(fire.rule + 1, || None);
+        }
+        let r = self.rules[fire.rule].get_or_insert_with(|| RuleJson::new(rule));
+        out.extend_from_slice(&r.head);
+        for (i, (k, v)) in fire.group.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match r.keys.get(i) {
+                Some((path, key)) if path == k.as_str() => out.extend_from_slice(key),
+                _ => {
+                    json(out, k.as_str());
+                    out.push(b':');
+                }
+            }
+            json(out, v);
+        }
+        // RFC 3339 text needs no JSON escaping (digits, `-:.TZ`).
+        self.time.clear();
+        fire.at.write_rfc3339(&mut self.time);
+        out.extend_from_slice(b"},\"fired_at\":\"");
+        out.extend_from_slice(self.time.as_bytes());
+        out.extend_from_slice(b"\",\"value\":");
+        json(out, &Number(fire.value));
+        out.extend_from_slice(b",\"threshold\":");
+        json(out, &fire.threshold.map(Number));
+        out.extend_from_slice(&r.tail);
+    }
+}
+
+/// Appends `v` as compact JSON (writing to a `Vec` cannot fail).
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// Cuts every input into batches of whole lines, in order. Returns the
@@ -331,28 +476,55 @@ fn read_all(
     Ok(lines)
 }
 
-fn parse_worker(
-    parser: &LineParser,
-    names: &[String],
+/// What the engine thread's loop got next.
+enum Got {
+    Done(Done),
+    Work(Work),
+    /// The reader is finished and every batch was taken.
+    NoMoreWork,
+    /// Every parser thread is finished.
+    Finished,
+}
+
+/// Field buffers are sent back to the parser threads in lots of at least
+/// this many (one channel message per lot).
+const SPENT_SEND: usize = 256;
+
+/// Spare field buffers a thread keeps for its own parsing (a batch is a
+/// few hundred lines); the engine thread sends the rest to the parser
+/// threads, which drop what exceeds [`SPARE_MAX`]: the buffers in
+/// circulation stay bounded by the events in flight.
+const SPARE_KEEP: usize = 1024;
+const SPARE_MAX: usize = 4 * SPARE_KEEP;
+
+/// Everything parsing a batch needs, shared by the parser threads and the
+/// engine thread.
+#[derive(Clone, Copy)]
+struct Batches<'a> {
+    parser: &'a LineParser,
+    names: &'a [String],
     received: Timestamp,
     limit: usize,
-    work: Receiver<Work>,
-    done: Sender<Done>,
-) {
-    for w in work.iter() {
-        let name = names
+}
+
+impl Batches<'_> {
+    /// Parses one batch, building events in the buffers of `spare` first.
+    fn parse(&self, w: Work, spare: &mut Vec<Fields>) -> Done {
+        let name = self
+            .names
             .get(w.source as usize)
             .map(String::as_str)
             .unwrap_or("?");
-        let mut summary = Summary::new(limit);
+        let mut summary = Summary::new(self.limit);
         let mut events = Vec::with_capacity(w.batch.len());
-        let mut ctx = LineCtx::new(SourceId(w.source), received);
+        let mut ctx = LineCtx::new(SourceId(w.source), self.received);
+        ctx.recycle(spare);
         for line in w.batch.iter() {
             ctx.line_no = line.line_no;
             match line.too_long {
                 Some(len) => pipeline::record_too_long(&mut summary, name, line.line_no, len),
                 None => pipeline::parse_line(
-                    parser,
+                    self.parser,
                     &mut ctx,
                     line.bytes,
                     name,
@@ -361,13 +533,33 @@ fn parse_worker(
                 ),
             }
         }
-        let d = Done {
+        *spare = ctx.take_spare();
+        Done {
             seq: w.seq,
             events,
             summary,
             batch: w.batch,
-        };
-        if done.send(d).is_err() {
+        }
+    }
+}
+
+fn parse_worker(
+    batches: Batches<'_>,
+    work: Receiver<Work>,
+    done: Sender<Done>,
+    spent: Receiver<Vec<Fields>>,
+) {
+    let mut spare: Vec<Fields> = Vec::new();
+    for w in work.iter() {
+        while let Ok(mut v) = spent.try_recv() {
+            if spare.is_empty() {
+                std::mem::swap(&mut spare, &mut v);
+            } else {
+                spare.append(&mut v);
+            }
+        }
+        spare.truncate(SPARE_MAX);
+        if done.send(batches.parse(w, &mut spare)).is_err() {
             return;
         }
     }
@@ -380,4 +572,71 @@ fn bar(total: u64) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use secmon_core::{FieldPath, Value};
+    use secmon_engine::{RuleConfig, Ruleset};
+
+    use super::*;
+    use crate::output::AlertLine;
+
+    /// Every alert line is byte for byte what `AlertLine` serializes.
+    #[test]
+    fn alert_json_is_alert_line() {
+        let rules: Vec<RuleConfig> = serde_saphyr::from_str(
+            r#"
+- {id: a, severity: high, priority: P2, group_by: [fields.ip], detector: {type: single}, actions: [block_ip, "q\"uote"]}
+- {id: b.c-d_e, severity: low, detector: {type: single}}
+- {id: f, severity: critical, priority: P1, group_by: [fields.ip, user], detector: {type: single}, actions: []}
+"#,
+        )
+        .expect("rules");
+        let rs = Ruleset::build(&rules, &[]).expect("ruleset");
+        let values = [
+            Value::from("203.0.113.5"),
+            Value::from("q\"uo\\te\u{1}\n\u{e9}\u{1F600}"),
+            Value::from(""),
+            Value::Int(-3),
+            Value::Float(2.5),
+            Value::Null,
+        ];
+        let numbers = [5.0, 2.5, 0.1, 1e16, -0.0, f64::NAN, f64::INFINITY, 12.0];
+        let times = [
+            0,
+            1_764_000_000_123,
+            -1,
+            -62_000_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let mut w = AlertJson::default();
+        let mut n = 0;
+        for (ri, rule) in rs.rules().iter().enumerate() {
+            for (vi, v) in values.iter().enumerate() {
+                for (ni, &value) in numbers.iter().enumerate() {
+                    let paths: Vec<FieldPath> = match vi % 3 {
+                        0 => rule.group_by().to_vec(),
+                        1 => vec![FieldPath::parse("other").expect("path")],
+                        _ => Vec::new(),
+                    };
+                    let fire = Fire {
+                        rule: ri,
+                        group: paths.into_iter().map(|p| (p, v.clone())).collect(),
+                        at: Timestamp(times[(vi + ni) % times.len()]),
+                        value,
+                        threshold: (ni % 2 == 0).then_some(numbers[(ni + 3) % numbers.len()]),
+                        evidence: Vec::new(),
+                    };
+                    let mut line = Vec::new();
+                    w.write(rule, &fire, &mut line);
+                    let want = format!("{}\n", AlertLine::new(rule, &fire).to_json());
+                    assert_eq!(String::from_utf8(line).expect("utf-8"), want);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 3 * 6 * 8);
+    }
 }
