@@ -89,8 +89,17 @@ struct Deadline {
 #[derive(Debug, Default)]
 struct Dispatch {
     by_name: HashMap<Str, Box<[u32]>, FxBuildHasher>,
+    /// The same entries when there are few: comparing a handful of names
+    /// (most differ in length) is cheaper than hashing the event's name.
+    few: Option<Vec<NameRules>>,
     always: Box<[u32]>,
 }
+
+/// An event name and the rules (or metrics) it is dispatched to.
+type NameRules = (Box<str>, Box<[u32]>);
+
+/// Most names [`Dispatch`] looks up by comparison rather than hashing.
+const FEW_NAMES: usize = 8;
 
 impl Dispatch {
     fn build<'a>(conds: impl Iterator<Item = (usize, Option<Vec<Str>>)> + 'a) -> Dispatch {
@@ -112,24 +121,39 @@ impl Dispatch {
                 }
             }
         }
+        let by_name: HashMap<Str, Box<[u32]>, FxBuildHasher> = by_name
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_unstable();
+                (k, v.into_boxed_slice())
+            })
+            .collect();
+        let few = (by_name.len() <= FEW_NAMES).then(|| {
+            by_name
+                .iter()
+                .map(|(k, v)| (Box::from(k.as_str()), v.clone()))
+                .collect()
+        });
         Dispatch {
-            by_name: by_name
-                .into_iter()
-                .map(|(k, mut v)| {
-                    v.sort_unstable();
-                    (k, v.into_boxed_slice())
-                })
-                .collect(),
+            by_name,
+            few,
             always: always.into_boxed_slice(),
         }
     }
 
     #[inline]
     fn get(&self, name: Option<&str>) -> &[u32] {
-        match name.and_then(|n| self.by_name.get(n)) {
-            Some(v) => v,
-            None => &self.always,
-        }
+        let Some(n) = name else {
+            return &self.always;
+        };
+        let found = match &self.few {
+            Some(few) => few
+                .iter()
+                .find(|(k, _)| k.len() == n.len() && **k == *n)
+                .map(|(_, v)| v),
+            None => self.by_name.get(n),
+        };
+        found.map_or(&self.always, |v| v)
     }
 }
 
@@ -567,7 +591,13 @@ impl Engine {
             self.next_tick = Some(ceil_to(t, self.cfg.eval_interval.as_millis()));
         }
         let name = ev.name();
-        for &mi in self.metric_dispatch.get(name) {
+        // No metrics (the usual case): no lookup at all.
+        let metrics: &[u32] = if self.stores.is_empty() {
+            &[]
+        } else {
+            self.metric_dispatch.get(name)
+        };
+        for &mi in metrics {
             let m = &self.rs.metrics()[mi as usize];
             if !m.condition.matches(&ev) {
                 continue;

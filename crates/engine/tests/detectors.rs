@@ -805,7 +805,10 @@ fn shared_keys_and_weights_match_rules_run_alone() {
                 f.push(("ip", Value::from(["1.1.1.1", "2.2.2.2"][(i % 2) as usize])));
             }
             if i % 4 != 1 {
-                f.push(("user", Value::from(["bob", "eve", "ann"][(i / 2 % 3) as usize])));
+                f.push((
+                    "user",
+                    Value::from(["bob", "eve", "ann"][(i / 2 % 3) as usize]),
+                ));
             }
             if i % 7 == 0 {
                 f.push(("n", Value::Int(2)));
