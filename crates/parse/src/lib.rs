@@ -401,6 +401,24 @@ impl LineParser {
         let text = std::str::from_utf8(line).map_err(|e| ParseError::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
+        self.parse_valid(text, ctx)
+    }
+
+    /// [`parse_line`](Self::parse_line) of a line already known to be
+    /// UTF-8 (a caller that validated a whole batch at once).
+    pub fn parse_text(&self, line: &str, ctx: &mut LineCtx) -> Result<Parsed, ParseError> {
+        if line.len() > MAX_LINE {
+            return Err(ParseError::TooLong {
+                len: line.len(),
+                max: MAX_LINE,
+            });
+        }
+        self.parse_valid(line.trim_end_matches(['\r', '\n']), ctx)
+    }
+
+    /// Everything after the length check, line-end trimming and UTF-8
+    /// validation.
+    fn parse_valid(&self, text: &str, ctx: &mut LineCtx) -> Result<Parsed, ParseError> {
         let body = text.trim_start();
         if body.trim_end().is_empty() {
             return Err(ParseError::Empty);

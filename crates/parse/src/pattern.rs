@@ -112,7 +112,16 @@ struct CapPlan {
     /// Stored in the event; false only for captures a [`Projection`]
     /// drops (they are still converted, so bad values still reject).
     keep: bool,
+    /// No other field the pattern or a syslog header writes has this key,
+    /// so it is appended without looking for one to replace.
+    unique: bool,
 }
+
+/// Fields a syslog header may have written before a pattern's (see
+/// `LineParser::syslog`), besides `sd.*`.
+const HEADER_KEYS: [&str; 8] = [
+    "host", "program", "pid", "msgid", "facility", "severity", "level", "message",
+];
 
 #[derive(Debug)]
 struct TsPlan {
@@ -133,6 +142,9 @@ pub(crate) struct Compiled {
     caps: Vec<CapPlan>,
     ts: Option<TsPlan>,
     event: Option<Value>,
+    /// No constant field is named `event`, so `event` is appended (no
+    /// header field has that name either).
+    event_push: bool,
     statics: Vec<(Str, Value)>,
     post: Option<Post>,
     /// Under a projection, what the hook needed (or wrote) that the
@@ -289,8 +301,18 @@ pub(crate) fn compile(
             kind,
             renamed,
             keep: true,
+            unique: false,
         });
     }
+    for i in 0..caps.len() {
+        let k = caps[i].key.as_str();
+        caps[i].unique = !HEADER_KEYS.contains(&k)
+            && !k.starts_with("sd.")
+            && k != "event"
+            && !statics.iter().any(|(s, _)| s == k)
+            && caps.iter().filter(|c| c.key == k).count() == 1;
+    }
+    let event_push = !statics.iter().any(|(k, _)| k == "event");
     if errs.len() > before {
         return None;
     }
@@ -313,6 +335,7 @@ pub(crate) fn compile(
         caps,
         ts,
         event: spec.event.as_deref().map(Value::from),
+        event_push,
         statics,
         post: spec.post,
         post_drop: Vec::new(),
@@ -620,7 +643,11 @@ impl Patterns {
             fields.insert(k.clone(), v.clone());
         }
         if let Some(ev) = &p.event {
-            fields.insert("event", ev.clone());
+            if p.event_push {
+                fields.push(Str::const_new("event"), ev.clone());
+            } else {
+                fields.insert("event", ev.clone());
+            }
         }
         for c in &p.caps {
             // Strings and flags cannot fail to convert: one not stored
@@ -641,7 +668,11 @@ impl Patterns {
                 expected,
             })?;
             if c.keep {
-                put(fields, &c.key, v, c.renamed);
+                if c.unique {
+                    fields.push(c.key.clone(), v);
+                } else {
+                    put(fields, &c.key, v, c.renamed);
+                }
             }
         }
         let mut time = None;

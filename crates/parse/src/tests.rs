@@ -915,3 +915,33 @@ fn recycled_field_buffers_start_empty() {
     assert_eq!(got, fresh);
     assert!(ctx.take_spare().is_empty(), "the buffer was used");
 }
+
+/// `parse_text` (UTF-8 known) gives what `parse_line` gives, line ends
+/// and all.
+#[test]
+fn parse_text_equals_parse_line() {
+    let p = parser(&[]);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/");
+    let mut lines: Vec<String> = ["", "  ", "\r\n", "x\r", "{\"a\":1}\r\r\n"]
+        .map(String::from)
+        .to_vec();
+    for f in [
+        "loghub/OpenSSH_2k.log",
+        "loghub/Linux_2k.log",
+        "seeds/app-events.jsonl",
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}{f}")).expect("fixture");
+        lines.extend(text.lines().map(|l| format!("{l}\r")));
+    }
+    let (mut a, mut b) = (
+        ctx_at("2024-12-10T12:00:00Z"),
+        ctx_at("2024-12-10T12:00:00Z"),
+    );
+    for l in &lines {
+        let x = p
+            .parse_line(l.as_bytes(), &mut a)
+            .map_err(|e| e.to_string());
+        let y = p.parse_text(l, &mut b).map_err(|e| e.to_string());
+        assert_eq!(x, y, "{l:?}");
+    }
+}
