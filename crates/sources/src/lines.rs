@@ -456,4 +456,20 @@ impl LineBatch {
     pub fn iter(&self) -> impl Iterator<Item = BatchLine<'_>> + '_ {
         self.entries.iter().map(|e| self.line(e))
     }
+
+    /// Each line's text, in [`iter`](Self::iter)'s order, when the batch's
+    /// data is valid UTF-8 as a whole: one validation per batch is much
+    /// cheaper than one per line. A line is `None` when it is over-long, or
+    /// does not start and end on a character boundary (a character split
+    /// across two lines): the caller validates those itself.
+    pub fn texts(&self) -> Option<impl Iterator<Item = Option<&str>> + '_> {
+        let all = std::str::from_utf8(&self.data).ok()?;
+        Some(self.entries.iter().map(move |e| {
+            if e.too_long == u64::MAX {
+                all.get(e.start..e.end)
+            } else {
+                None
+            }
+        }))
+    }
 }

@@ -277,3 +277,22 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A batch's texts: every line when the batch is valid UTF-8, except a
+/// line cut inside a character (its neighbours' bytes make the batch valid
+/// as a whole, not the line) and over-long ones; nothing when invalid.
+#[test]
+fn batch_texts_validated_once() {
+    let mut b = LineBatch::new(1024);
+    b.push(1, "plain".as_bytes(), 6, None);
+    b.push(2, "é ü".as_bytes(), 12, None);
+    b.push(3, &[], 20, Some(5000));
+    b.push(4, &"é".as_bytes()[..1], 22, None);
+    b.push(5, &"é".as_bytes()[1..], 24, None);
+    let texts: Vec<Option<&str>> = b.texts().expect("valid as a whole").collect();
+    assert_eq!(texts, [Some("plain"), Some("é ü"), None, None, None]);
+    let mut bad = LineBatch::new(1024);
+    bad.push(1, b"ok", 3, None);
+    bad.push(2, &[0xff], 5, None);
+    assert!(bad.texts().is_none());
+}
