@@ -22,8 +22,32 @@ pub fn parse_line(
     out: &mut Vec<Event>,
     summary: &mut Summary,
 ) {
+    let parsed = parser.parse_line(bytes, ctx);
+    record(parsed, ctx, source_name, out, summary);
+}
+
+/// [`parse_line`] of a line already known to be UTF-8.
+pub fn parse_text(
+    parser: &LineParser,
+    ctx: &mut LineCtx,
+    text: &str,
+    source_name: &str,
+    out: &mut Vec<Event>,
+    summary: &mut Summary,
+) {
+    let parsed = parser.parse_text(text, ctx);
+    record(parsed, ctx, source_name, out, summary);
+}
+
+fn record(
+    parsed: Result<secmon_parse::Parsed, ParseError>,
+    ctx: &LineCtx,
+    source_name: &str,
+    out: &mut Vec<Event>,
+    summary: &mut Summary,
+) {
     let limit = summary.limit;
-    match parser.parse_line(bytes, ctx) {
+    match parsed {
         Ok(parsed) => {
             if parsed.matched.is_none() && parsed.event.name().is_none() {
                 summary.unmatched_syslog += 1;

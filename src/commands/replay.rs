@@ -519,11 +519,23 @@ impl Batches<'_> {
         let mut events = Vec::with_capacity(w.batch.len());
         let mut ctx = LineCtx::new(SourceId(w.source), self.received);
         ctx.recycle(spare);
+        // One UTF-8 check for the whole batch when it passes; lines it
+        // cannot vouch for are checked one by one.
+        let mut texts = w.batch.texts();
         for line in w.batch.iter() {
             ctx.line_no = line.line_no;
-            match line.too_long {
-                Some(len) => pipeline::record_too_long(&mut summary, name, line.line_no, len),
-                None => pipeline::parse_line(
+            let text = texts.as_mut().and_then(|t| t.next().flatten());
+            match (line.too_long, text) {
+                (Some(len), _) => pipeline::record_too_long(&mut summary, name, line.line_no, len),
+                (None, Some(text)) => pipeline::parse_text(
+                    self.parser,
+                    &mut ctx,
+                    text,
+                    name,
+                    &mut events,
+                    &mut summary,
+                ),
+                (None, None) => pipeline::parse_line(
                     self.parser,
                     &mut ctx,
                     line.bytes,
@@ -533,6 +545,7 @@ impl Batches<'_> {
                 ),
             }
         }
+        drop(texts);
         *spare = ctx.take_spare();
         Done {
             seq: w.seq,
