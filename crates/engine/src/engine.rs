@@ -34,6 +34,9 @@ use crate::reorder::Reorder;
 use crate::rule::{Detector, Ruleset};
 use crate::verdict::{Fire, Resolve, Verdict};
 
+mod carry;
+pub use carry::{Adoption, Carried};
+
 /// Counters for one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleStats {
@@ -561,7 +564,7 @@ impl Engine {
             return;
         }
         let settled = self.metric_rules.iter().all(|&i| match &self.rules[i] {
-            RuleRt::Metric(s) => s.idle() || s.firing,
+            RuleRt::Metric(s) => s.settled(),
             _ => true,
         });
         if settled {

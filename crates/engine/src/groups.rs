@@ -76,6 +76,12 @@ impl<S> GroupTable<S> {
         self.slab.len()
     }
 
+    /// Changes the cap (a reload with another `max_groups`); the next
+    /// [`GroupTable::enforce_cap`] applies it.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.clamp(1, MAX_LEN - 1);
+    }
+
     /// The group for `key`, created with `init` if new; marks it seen at `t`.
     /// Returns its last-seen time before, or `None` if it was created.
     #[inline]
@@ -112,6 +118,21 @@ impl<S> GroupTable<S> {
                     .insert_unique(hash, i as u32, |&j| hash_key(&slab[j as usize].key));
                 (&mut self.slab[i].group, None)
             }
+        }
+    }
+
+    /// The group for `key`; if new, created with `init` and last seen at
+    /// `t`. Unlike [`GroupTable::touch`], an existing group's last-seen
+    /// time is left alone (taking over an alert is not seeing an event).
+    pub fn get_or_insert(&mut self, key: &str, t: i64, init: impl FnOnce() -> S) -> &mut Group<S> {
+        let slab = &self.slab;
+        let found = self
+            .index
+            .find(hash_key(key), |&i| slab[i as usize].key == key)
+            .copied();
+        match found {
+            Some(i) => &mut self.slab[i as usize].group,
+            None => self.touch(key, t, init).0,
         }
     }
 

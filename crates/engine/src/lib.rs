@@ -20,7 +20,7 @@ pub use condition::{CondError, Condition, ExprError, compile_config, parse_expr}
 pub use config::{
     ConditionConfig, DetectorConfig, EngineConfig, MetricConfig, MetricKind, RuleConfig,
 };
-pub use engine::{Engine, EngineStats, RuleStats};
+pub use engine::{Adoption, Carried, Engine, EngineStats, RuleStats};
 pub use metric_expr::{MetricExpr, MetricExprError, parse_metric_expr};
 pub use metrics::{MetricSample, SKETCH_ALPHA};
 pub use rule::{BuildError, Detector, DetectorKind, Item, Metric, Rule, Ruleset};

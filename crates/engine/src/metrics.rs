@@ -140,6 +140,34 @@ impl Store {
         ));
     }
 
+    /// Bucket width in ms (the engine's `eval_interval` when it was made).
+    pub fn width(&self) -> i64 {
+        self.width
+    }
+
+    /// Takes over `old`'s observations (a reload kept the metric): the
+    /// newest buckets that fit this store's ring, which may be longer or
+    /// shorter if the windows read from it changed, and the totals and
+    /// last value. Both must have the same bucket width.
+    pub fn take_over(&mut self, old: Store) {
+        debug_assert_eq!(self.width, old.width, "bucket widths differ");
+        if self.ring.len() == old.ring.len() {
+            self.ring = old.ring;
+        } else {
+            let mut ring = old.ring;
+            ring.sort_unstable_by_key(|b| b.idx);
+            let n = self.ring.len() as i64;
+            for b in ring.into_iter().filter(|b| b.idx != i64::MIN) {
+                // Ascending: a newer bucket replaces an older one in its slot.
+                let i = b.idx.rem_euclid(n) as usize;
+                self.ring[i] = b;
+            }
+        }
+        self.total = old.total;
+        self.count = old.count;
+        self.last = old.last;
+    }
+
     /// Buckets of the window `(at − window, at]` (rounded up to whole buckets).
     fn window(&self, at: i64, window: i64) -> impl Iterator<Item = &Bucket> {
         let n = bucket_of(at, self.width);
@@ -305,5 +333,29 @@ mod tests {
         assert_eq!(s.eval(Func::Increase, 10_000, 10_000), Some(2.0));
         assert_eq!(s.eval(Func::Increase, 10_000, 20_000), Some(0.0));
         assert_eq!(s.eval(Func::Count, 20_000, 20_000), Some(5.0));
+    }
+
+    #[test]
+    fn resizing_keeps_the_newest_buckets_and_totals() {
+        let mut s = Store::new("c".into(), MetricKind::Counter, 10_000, 60_000);
+        for k in 1..=8 {
+            s.record(k * 10_000, k as f64);
+        }
+        let before = s.eval(Func::Sum, 60_000, 80_000);
+        let sized = |span| Store::new("c".into(), MetricKind::Counter, 10_000, span);
+        // Longer: every bucket still there is kept.
+        let mut longer = sized(3_600_000);
+        longer.take_over(s.clone());
+        assert_eq!(longer.eval(Func::Sum, 60_000, 80_000), before);
+        assert_eq!(longer.eval(Func::Current, 0, 80_000), Some(36.0));
+        // Shorter than the minute every store keeps: same ring.
+        let mut same = sized(10_000);
+        same.take_over(s);
+        assert_eq!(same.eval(Func::Sum, 60_000, 80_000), before);
+        // A longer store shrunk back keeps the newest buckets.
+        let mut back = sized(60_000);
+        back.take_over(longer);
+        assert_eq!(back.eval(Func::Sum, 60_000, 80_000), before);
+        assert_eq!(back.eval(Func::Sum, 10_000, 80_000), Some(8.0));
     }
 }

@@ -130,6 +130,23 @@ pub struct Rule {
     enabled: bool,
     pub(crate) condition: Condition,
     pub(crate) detector: Detector,
+    /// What the rule's detection state depends on, as written.
+    definition: Definition,
+}
+
+/// The parts of a rule's configuration that its detection state depends
+/// on: what it matches, how it groups, its detector and whether it runs.
+/// Name, severity, priority, labels and actions only decorate alerts, so a
+/// reload that edits them keeps the rule's windows (see
+/// `Engine::carry_over`). Kept as written rather than compiled: compiled
+/// conditions hold regexes, which have no equality, and `more_than: 4`
+/// versus `count: 5` counting as a change only costs a fresh window.
+#[derive(Debug, Clone, PartialEq)]
+struct Definition {
+    match_: Option<ConditionConfig>,
+    group_by: Vec<FieldPath>,
+    detector: DetectorConfig,
+    enabled: bool,
 }
 
 impl Rule {
@@ -170,6 +187,13 @@ impl Rule {
     pub fn detector_kind(&self) -> DetectorKind {
         self.detector.kind()
     }
+    /// Whether `other` detects exactly as this rule does (same match,
+    /// group_by, detector and enabled flag), so its per-group state means
+    /// the same thing under either. A metric rule also depends on the
+    /// metrics it reads, which this does not compare.
+    pub fn same_definition(&self, other: &Rule) -> bool {
+        self.definition == other.definition
+    }
 }
 
 /// A validated derived metric.
@@ -205,6 +229,9 @@ impl Metric {
 pub struct Ruleset {
     rules: Vec<Rule>,
     metrics: Vec<Metric>,
+    /// Each metric's configuration minus description and unit: what its
+    /// store's contents depend on (see [`Ruleset::same_metric`]).
+    metric_defs: Vec<MetricConfig>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -463,12 +490,26 @@ impl Ruleset {
                 enabled: r.enabled,
                 condition,
                 detector,
+                definition: Definition {
+                    match_: r.match_.clone(),
+                    group_by: r.group_by.clone(),
+                    detector: r.detector.clone(),
+                    enabled: r.enabled,
+                },
             });
         }
         if errors.is_empty() {
             Ok(Ruleset {
                 rules: out_rules,
                 metrics: out_metrics,
+                metric_defs: metrics
+                    .iter()
+                    .map(|m| MetricConfig {
+                        description: None,
+                        unit: None,
+                        ..m.clone()
+                    })
+                    .collect(),
             })
         } else {
             Err(errors)
@@ -487,6 +528,16 @@ impl Ruleset {
 
     pub fn metrics(&self) -> &[Metric] {
         &self.metrics
+    }
+
+    /// Whether metric `i` of this ruleset and metric `j` of `other` record
+    /// the same observations (name, kind, match, down, field): a store
+    /// filled under one is valid under the other.
+    pub fn same_metric(&self, i: usize, other: &Ruleset, j: usize) -> bool {
+        match (self.metric_defs.get(i), other.metric_defs.get(j)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
     }
 
     /// Index of the rule with this id.

@@ -16,13 +16,22 @@ pub(crate) struct MetricState {
     /// First tick of the current run of true ticks.
     pub true_since: Option<i64>,
     pub firing: bool,
+    /// While firing, a false tick before this time does not resolve. Set
+    /// for an alert taken over without its history (see
+    /// `Engine::adopt`): until the metric windows have filled again, a
+    /// false expression may only mean that data is missing.
+    pub resolve_from: Option<i64>,
 }
 
 impl MetricState {
     pub fn tick(&mut self, t: i64, holds: bool, hold: i64) -> Transition {
         if !holds {
             self.true_since = None;
+            if self.firing && self.resolve_from.is_some_and(|from| t < from) {
+                return Transition::None;
+            }
             if self.firing {
+                self.resolve_from = None;
                 self.firing = false;
                 return Transition::Resolve;
             }
@@ -38,6 +47,13 @@ impl MetricState {
 
     pub fn idle(&self) -> bool {
         self.true_since.is_none() && !self.firing
+    }
+
+    /// Whether ticks without new data cannot change anything: idle, or
+    /// firing with no resolve held back (an adopted alert's first
+    /// judgement is still to come, data or not).
+    pub fn settled(&self) -> bool {
+        self.idle() || (self.firing && self.resolve_from.is_none())
     }
 }
 
@@ -59,5 +75,19 @@ mod tests {
         assert_eq!(s.tick(60, true, 20), Transition::None);
         assert_eq!(s.tick(70, false, 20), Transition::None);
         assert_eq!(s.tick(80, true, 0), Transition::Fire);
+    }
+
+    #[test]
+    fn adopted_firing_waits_for_its_windows() {
+        let mut s = MetricState {
+            firing: true,
+            resolve_from: Some(30),
+            ..MetricState::default()
+        };
+        assert_eq!(s.tick(10, false, 0), Transition::None);
+        assert_eq!(s.tick(20, true, 0), Transition::None);
+        assert_eq!(s.tick(30, false, 0), Transition::Resolve);
+        assert_eq!(s.resolve_from, None);
+        assert_eq!(s.tick(40, true, 0), Transition::Fire);
     }
 }
