@@ -197,6 +197,39 @@ impl Detector {
         }
     }
 
+    /// A configuration reload: the engine for `ruleset` and `cfg` takes
+    /// over the running one's state for every rule left unchanged (see
+    /// [`Engine::carry_over`]); the sshd correlator, which no rule owns,
+    /// keeps its connections. Nothing is evaluated here.
+    pub fn reload(&mut self, ruleset: Arc<Ruleset>, cfg: EngineConfig) -> secmon_engine::Carried {
+        let placeholder = Engine::new(ruleset.clone(), cfg);
+        let old = std::mem::replace(&mut self.engine, placeholder);
+        let (engine, carried) = Engine::carry_over(ruleset.clone(), cfg, old);
+        self.engine = engine;
+        self.ruleset = ruleset;
+        self.fired.clear();
+        carried
+    }
+
+    /// Hands the engine an alert firing in the response store that it may
+    /// not know (see [`Engine::adopt`]); a resolve this causes at once goes
+    /// to `sink`.
+    pub fn adopt(
+        &mut self,
+        rule: usize,
+        group: &[(String, String)],
+        sink: &mut dyn Sink,
+    ) -> secmon_engine::Adoption {
+        let outcome = self.engine.adopt(rule, group, &mut self.scratch);
+        self.drain(sink);
+        outcome
+    }
+
+    /// The ruleset, shared (a reload keeps the old one for what it removed).
+    pub fn ruleset_arc(&self) -> &Arc<Ruleset> {
+        &self.ruleset
+    }
+
     pub fn stats(&self) -> EngineStats {
         self.engine.stats()
     }

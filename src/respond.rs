@@ -312,6 +312,21 @@ impl<'s> Responder<'s> {
         now: Timestamp,
         plan: &mut Vec<PlanItem>,
     ) -> anyhow::Result<()> {
+        self.on_resolve_because(rule, r, None, now, plan)
+    }
+
+    /// [`Responder::on_resolve`] with the reason recorded on the alert and
+    /// in its incident's timeline, for an alert the engine took over after
+    /// its own state was lost (see `Engine::adopt`). Everything else —
+    /// incident, resolved notification — is as for any resolve.
+    pub fn on_resolve_because(
+        &mut self,
+        rule: &Rule,
+        r: &Resolve,
+        reason: Option<&str>,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> anyhow::Result<()> {
         let group: Vec<(String, String)> = r
             .group
             .iter()
@@ -319,27 +334,73 @@ impl<'s> Responder<'s> {
             .collect();
         if let Some(alert) = self
             .book
-            .resolve(rule.id(), &group, r.at)
+            .resolve_because(rule.id(), &group, r.at, reason)
             .context("resolving alert")?
         {
-            if let Some(c) =
-                self.incidents
-                    .on_alert(&alert, secmon_respond::AlertEvent::Resolved, &[], now)?
-            {
-                plan.push(PlanItem::Incident {
-                    change: "updated",
-                    incident: c.incident().clone(),
-                });
-            }
-            if alert.silenced_by.is_none() {
-                self.batcher.push(&view(rule, &alert, Vec::new()), now);
-            }
-            plan.push(PlanItem::Alert {
-                change: "resolved",
-                silenced: alert.silenced_by.is_some(),
-                alert,
+            self.resolved(Some(rule), alert, now, plan)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a firing alert that no engine rule can judge any more (its
+    /// rule was removed or disabled, or its group no longer fits the rule)
+    /// at `now`, with `reason`, through the same steps as any resolve.
+    /// `rule` is the rule as it was, when known (a reload); after a restart
+    /// it is not, and the resolved message carries what the alert itself
+    /// records (no description, window or actions to route by).
+    pub fn resolve_orphan(
+        &mut self,
+        alert: &Alert,
+        rule: Option<&Rule>,
+        reason: &str,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> anyhow::Result<()> {
+        if let Some(alert) = self
+            .book
+            .resolve_because(&alert.rule, &alert.group, now, Some(reason))
+            .context("resolving alert")?
+        {
+            self.resolved(rule, alert, now, plan)?;
+        }
+        Ok(())
+    }
+
+    /// Every firing alert in the store, oldest first.
+    pub fn firing_alerts(&self) -> anyhow::Result<Vec<Alert>> {
+        self.book.all_firing().context("reading firing alerts")
+    }
+
+    /// What follows a resolve in the store: the incident's timeline, the
+    /// resolved notification (unless silenced), the plan.
+    fn resolved(
+        &mut self,
+        rule: Option<&Rule>,
+        alert: Alert,
+        now: Timestamp,
+        plan: &mut Vec<PlanItem>,
+    ) -> anyhow::Result<()> {
+        if let Some(c) =
+            self.incidents
+                .on_alert(&alert, secmon_respond::AlertEvent::Resolved, &[], now)?
+        {
+            plan.push(PlanItem::Incident {
+                change: "updated",
+                incident: c.incident().clone(),
             });
         }
+        if alert.silenced_by.is_none() {
+            let v = match rule {
+                Some(rule) => view(rule, &alert, Vec::new()),
+                None => bare_view(&alert),
+            };
+            self.batcher.push(&v, now);
+        }
+        plan.push(PlanItem::Alert {
+            change: "resolved",
+            silenced: alert.silenced_by.is_some(),
+            alert,
+        });
         Ok(())
     }
 
@@ -422,7 +483,8 @@ impl<'s> Responder<'s> {
     /// update as if secmon had never stopped, and no one is told twice).
     /// One transaction: the stored owed rows are replaced by what the
     /// batcher reports under the current routes. Firing alerts of rules no
-    /// longer configured are left out (their routes cannot be known).
+    /// longer configured are routed by what they record themselves (rule
+    /// id, severity, labels, group; not the actions their rule listed).
     pub fn restore_notifications(
         &mut self,
         rules: &Ruleset,
@@ -444,9 +506,11 @@ impl<'s> Responder<'s> {
                 .context("reading firing alerts")?
                 .iter()
                 .filter(|a| a.silenced_by.is_none())
-                .filter_map(|a| {
-                    let rule = rules.rule(rules.position(&a.rule)?);
-                    Some(view(rule, a, Vec::new()))
+                .map(|a| match rules.position(&a.rule) {
+                    Some(i) => view(rules.rule(i), a, Vec::new()),
+                    // Its rule is gone; `run` resolves it right after, and
+                    // its resolve should reach whom the firing reached.
+                    None => bare_view(a),
                 })
                 .collect();
             let restored = self.batcher.restore(owed, &firing, now);
@@ -730,23 +794,23 @@ impl<'s> Responder<'s> {
     }
 }
 
-/// The alert as receivers show it. Group keys lose their `fields.` prefix
+/// The alert as receivers show it, from what the alert records itself (all
+/// there is once its rule is gone). Group keys lose their `fields.` prefix
 /// (`ip`, `email`): that is how people and the Slack layout name them.
-fn view(rule: &Rule, alert: &Alert, actions_taken: Vec<String>) -> AlertView {
-    let window = rule.detector().window();
+fn bare_view(alert: &Alert) -> AlertView {
     AlertView {
         id: Some(alert.id),
         fingerprint: alert.fingerprint.clone(),
         rule: alert.rule.clone(),
         rule_name: alert.rule_name.clone(),
-        description: rule.description().unwrap_or_default().to_string(),
+        description: String::new(),
         severity: alert.severity,
         priority: alert.priority,
         labels: alert.labels.clone(),
         group: display_group(&alert.group),
         value: alert.value,
         threshold: alert.threshold,
-        window: (window.as_millis() > 0).then_some(window),
+        window: None,
         count: if alert.value.is_finite() && alert.value >= 0.0 {
             alert.value as u64
         } else {
@@ -758,8 +822,20 @@ fn view(rule: &Rule, alert: &Alert, actions_taken: Vec<String>) -> AlertView {
         },
         fired_at: alert.last_seen,
         resolved_at: alert.resolved_at,
+        actions_taken: Vec::new(),
+        actions: Vec::new(),
+    }
+}
+
+/// The alert as receivers show it, with what its rule adds.
+fn view(rule: &Rule, alert: &Alert, actions_taken: Vec<String>) -> AlertView {
+    let window = rule.detector().window();
+    AlertView {
+        description: rule.description().unwrap_or_default().to_string(),
+        window: (window.as_millis() > 0).then_some(window),
         actions_taken,
         actions: rule.actions().to_vec(),
+        ..bare_view(alert)
     }
 }
 

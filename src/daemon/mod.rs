@@ -245,6 +245,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             fired: Default::default(),
             resolved: Default::default(),
             errors: 0,
+            taken_over: Default::default(),
         },
         shared: shared.clone(),
         store: &store,
@@ -263,8 +264,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ingest_replies: Vec::new(),
         manual_replies: Vec::new(),
         delivery: &delivery_link,
+        orphans: Vec::new(),
     };
     engine.sink.responder.hand_over_queued();
+    // Alerts left firing by the last process: the engine takes them over
+    // (once it knows the time), so they resolve as they would have.
+    engine.begin();
+    engine.take_over_firing(Lost::Restart, None);
+    engine.take_over_pending();
+    engine.commit(&ack_txs);
     engine.publish_snapshot();
     let config_path = args.config.config.clone();
     // The wall clock may only push the watermark while input is idle: while
@@ -287,6 +295,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         Err(_) => break,
                     }
                 }
+                engine.take_over_pending();
                 engine.commit(&ack_txs);
                 if input {
                     last_input = Instant::now();
@@ -303,6 +312,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     .detector
                     .advance_to(crate::clock::now(), &mut engine.sink);
             }
+            engine.take_over_pending();
             engine.sink.tick(crate::clock::now());
             engine.commit(&ack_txs);
             engine.publish_snapshot();
@@ -419,6 +429,27 @@ struct EngineLoop<'s> {
     /// The outbox worker: gets the notifications each commit queued, gives
     /// back the outcomes of its sends to record.
     delivery: &'s crate::deliver::Link,
+    /// Alerts firing in the store that the engine is still to take over
+    /// (it had no time yet), and why it did not know them.
+    orphans: Vec<(secmon_respond::Alert, Lost)>,
+}
+
+/// Why the engine does not know an alert the store says is firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Detection state lives in memory: a new process starts without it.
+    Restart,
+    /// A reload changed the alert's rule, which starts afresh.
+    Reload,
+}
+
+impl Lost {
+    fn as_str(self) -> &'static str {
+        match self {
+            Lost::Restart => "state lost at restart",
+            Lost::Reload => "rule changed by a reload",
+        }
+    }
 }
 
 impl EngineLoop<'_> {
@@ -577,6 +608,110 @@ impl EngineLoop<'_> {
         }
     }
 
+    /// Reads the alerts firing in the store and settles each with the
+    /// engine: one whose rule is gone (or disabled, or now grouped
+    /// differently) resolves now with that reason; the others wait in
+    /// `orphans` for [`EngineLoop::take_over_pending`]. `previous` is the
+    /// ruleset a reload replaced, for what the removed rules' resolves show.
+    fn take_over_firing(&mut self, lost: Lost, previous: Option<&secmon_engine::Ruleset>) {
+        let firing = match self.sink.responder.firing_alerts() {
+            Ok(f) => f,
+            Err(e) => {
+                self.sink.errors += 1;
+                tracing::error!(error = %format!("{e:#}"), "reading firing alerts failed");
+                return;
+            }
+        };
+        for alert in firing {
+            if self.detector.ruleset().position(&alert.rule).is_some() {
+                self.orphans.push((alert, lost));
+                continue;
+            }
+            let rule = previous.and_then(|rs| rs.position(&alert.rule).map(|i| rs.rule(i)));
+            let reason = match lost {
+                Lost::Restart => "rule removed while secmon was stopped",
+                Lost::Reload => "rule removed by a reload",
+            };
+            self.resolve_orphan(&alert, rule, reason);
+        }
+    }
+
+    /// Hands the engine the alerts it is still to take over, once it knows
+    /// the time (the first event, or the first idle tick). An alert it takes
+    /// over resolves later by the engine's normal path, with the reason
+    /// recorded; one it cannot judge resolves now.
+    fn take_over_pending(&mut self) {
+        if self.orphans.is_empty() || self.detector.watermark() == Timestamp::MIN {
+            return;
+        }
+        let rules = self.detector.ruleset_arc().clone();
+        for (alert, lost) in std::mem::take(&mut self.orphans) {
+            let Some(i) = rules.position(&alert.rule) else {
+                continue; // cannot happen: checked when queued, same ruleset
+            };
+            let rule = rules.rule(i);
+            let reason = format!("{}; {}", lost.as_str(), clear_when(rule));
+            // Registered first: a state rule's resolve comes out at once.
+            // One taken over earlier (at start, before a reload that kept
+            // its rule) keeps its reason unless taken over anew.
+            let prior = self
+                .sink
+                .taken_over
+                .insert(alert.fingerprint.clone(), reason);
+            let outcome = self.detector.adopt(i, &alert.group, &mut self.sink);
+            match outcome {
+                secmon_engine::Adoption::Adopted | secmon_engine::Adoption::Resolved => {
+                    tracing::info!(
+                        event = "secmon.alert_taken_over",
+                        alert = alert.id,
+                        rule = %alert.rule,
+                        reason = lost.as_str(),
+                        "firing alert taken over by the engine: it resolves when its condition is seen clear"
+                    );
+                    continue;
+                }
+                secmon_engine::Adoption::Known | secmon_engine::Adoption::Stateless => {}
+                secmon_engine::Adoption::NoTime => self.orphans.push((alert.clone(), lost)),
+                secmon_engine::Adoption::Disabled => {
+                    self.resolve_orphan(&alert, Some(rule), "rule disabled");
+                }
+                secmon_engine::Adoption::GroupMismatch => {
+                    self.resolve_orphan(&alert, Some(rule), "rule's group_by changed");
+                }
+            }
+            match prior {
+                Some(p) => self.sink.taken_over.insert(alert.fingerprint.clone(), p),
+                None => self.sink.taken_over.remove(&alert.fingerprint),
+            };
+        }
+    }
+
+    fn resolve_orphan(
+        &mut self,
+        alert: &secmon_respond::Alert,
+        rule: Option<&secmon_engine::Rule>,
+        reason: &str,
+    ) {
+        tracing::info!(
+            event = "secmon.alert_orphaned",
+            alert = alert.id,
+            rule = %alert.rule,
+            reason,
+            "firing alert resolved: no rule can judge it any more"
+        );
+        if let Err(e) = self.sink.responder.resolve_orphan(
+            alert,
+            rule,
+            reason,
+            crate::clock::now(),
+            &mut self.sink.plan,
+        ) {
+            self.sink.errors += 1;
+            tracing::error!(error = %format!("{e:#}"), rule = %alert.rule, "resolving alert failed");
+        }
+        self.sink.log_plan();
+    }
+
     fn begin(&mut self) {
         if let Err(e) = self.store.begin_batch() {
             self.sink.errors += 1;
@@ -650,8 +785,10 @@ impl EngineLoop<'_> {
     }
 
     /// SIGHUP: validate the configuration again and swap the rules in. On
-    /// any error the running configuration stays. Detection windows start
-    /// afresh for the new rules; buffered events are evaluated first.
+    /// any error the running configuration stays. Rules the reload leaves
+    /// unchanged keep their detection state (see `Engine::carry_over`);
+    /// changed and new ones start afresh, and events still in the lateness
+    /// buffer are evaluated by the new rules.
     fn reload(
         &mut self,
         path: Option<&std::path::Path>,
@@ -671,15 +808,32 @@ impl EngineLoop<'_> {
                 );
             }
             Ok(rt) => {
-                self.detector.flush(&mut self.sink);
                 *engine_cfg = rt.engine;
-                self.detector = Detector::new(rt.ruleset.clone(), rt.engine);
+                let old_rules = self.detector.ruleset_arc().clone();
+                let carried = self.detector.reload(rt.ruleset.clone(), rt.engine);
                 self.shared.set_ruleset(rt.ruleset.clone());
                 tracing::info!(
                     event = "secmon.reloaded",
                     rules = rt.ruleset.rules().len(),
-                    "configuration reloaded (rules, metrics, engine); sources, respond, notify and api take effect at restart"
+                    kept = carried.kept.len(),
+                    fresh = ?carried.fresh,
+                    removed = ?carried.removed,
+                    metrics_kept = carried.metrics_kept,
+                    metrics_fresh = carried.metrics_fresh,
+                    "configuration reloaded (rules, metrics, engine; unchanged rules keep their windows); sources, respond, notify and api take effect at restart"
                 );
+                // Alerts of changed rules are taken over by the new state;
+                // those of removed rules resolve now. Alerts still waiting
+                // since the start (no time yet) keep their cause.
+                let waiting: std::collections::HashSet<String> =
+                    self.orphans.drain(..).map(|(a, _)| a.fingerprint).collect();
+                self.take_over_firing(Lost::Reload, Some(&old_rules));
+                for (a, lost) in &mut self.orphans {
+                    if waiting.contains(&a.fingerprint) {
+                        *lost = Lost::Restart;
+                    }
+                }
+                self.take_over_pending();
                 self.publish_snapshot();
             }
         }
@@ -696,6 +850,10 @@ struct RunSink<'s> {
     fired: std::collections::HashMap<String, u64>,
     resolved: std::collections::HashMap<String, u64>,
     errors: u64,
+    /// Fingerprint → resolve reason of the alerts the engine took over
+    /// (see [`EngineLoop::take_over_pending`]); a fire of one drops it, as
+    /// the engine then judges it on evidence of its own.
+    taken_over: std::collections::HashMap<String, String>,
 }
 
 impl RunSink<'_> {
@@ -732,6 +890,10 @@ impl RunSink<'_> {
 impl Sink for RunSink<'_> {
     fn fire(&mut self, rule: &Rule, fire: &Fire) {
         *self.fired.entry(rule.id().to_string()).or_default() += 1;
+        if !self.taken_over.is_empty() {
+            self.taken_over
+                .remove(&alert_fingerprint(rule, &fire.group));
+        }
         let line = AlertLine::new(rule, fire).to_json();
         tracing::warn!(event = "secmon.alert_fired", rule = rule.id(), alert = %line, "alert fired");
         {
@@ -752,14 +914,48 @@ impl Sink for RunSink<'_> {
 
     fn resolve(&mut self, rule: &Rule, resolve: &Resolve) {
         *self.resolved.entry(rule.id().to_string()).or_default() += 1;
-        if let Err(e) =
-            self.responder
-                .on_resolve(rule, resolve, crate::clock::now(), &mut self.plan)
-        {
+        let reason = if self.taken_over.is_empty() {
+            None
+        } else {
+            self.taken_over
+                .remove(&alert_fingerprint(rule, &resolve.group))
+        };
+        if let Err(e) = self.responder.on_resolve_because(
+            rule,
+            resolve,
+            reason.as_deref(),
+            crate::clock::now(),
+            &mut self.plan,
+        ) {
             self.errors += 1;
             tracing::error!(error = %format!("{e:#}"), rule = rule.id(), "resolving alert failed");
         }
         self.log_plan();
+    }
+}
+
+/// The response store's fingerprint of a verdict's alert.
+fn alert_fingerprint(
+    rule: &Rule,
+    group: &[(secmon_core::FieldPath, secmon_core::Value)],
+) -> String {
+    let group: Vec<(String, String)> = group
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_key().to_string()))
+        .collect();
+    secmon_respond::alerts::fingerprint(rule.id(), &group)
+}
+
+/// How an alert taken over by the engine is judged clear, for its resolve
+/// reason.
+fn clear_when(rule: &Rule) -> &'static str {
+    use secmon_engine::DetectorKind as K;
+    match rule.detector_kind() {
+        K::Threshold | K::Distinct => "no matching event within the window",
+        K::Metric => "condition false once its windows refilled",
+        K::Absence => "matching events returned",
+        K::State => "condition seen clear",
+        K::Single => "never",
     }
 }
 

@@ -9,5 +9,6 @@ mod replay;
 mod respond;
 mod run;
 mod sshd;
+mod state;
 mod support;
 mod test_cmd;

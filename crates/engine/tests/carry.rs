@@ -51,7 +51,10 @@ fn unchanged_rule_keeps_its_partial_window_changed_rule_starts_fresh() {
 
     // Reload: `other` gets a longer window, `five.per.minute` is unchanged
     // but for its severity (which detection does not read).
-    let new = ruleset(&rules("2m").replace("severity: high", "severity: critical"), "");
+    let new = ruleset(
+        &rules("2m").replace("severity: high", "severity: critical"),
+        "",
+    );
     let (mut e, report) = Engine::carry_over(new, cfg(0), e);
     assert_eq!(report.kept, ["five.per.minute"]);
     assert_eq!(report.fresh, ["other"]);

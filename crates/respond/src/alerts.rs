@@ -87,6 +87,10 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     /// The silence that covered the alert at its last change, if any.
     pub silenced_by: Option<i64>,
+    /// Why it resolved, when that was not its condition seen clear by the
+    /// engine that fired it: "rule removed", "state lost at restart; …".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_reason: Option<String>,
 }
 
 impl Alert {
@@ -226,7 +230,7 @@ const REGEX_CACHE_MAX: usize = 1024;
 /// Patterns are written by people; a bigger one is a mistake or an attack.
 const REGEX_MAX_LEN: usize = 4096;
 const ALERT_COLS: &str = "id, fingerprint, rule, rule_name, severity, priority, labels, grp, \
-     first_seen, last_seen, count, value, threshold, status, resolved_at, silenced_by";
+     first_seen, last_seen, count, value, threshold, status, resolved_at, silenced_by, resolve_reason";
 
 /// Alerts and silences over a [`Store`].
 pub struct AlertBook<'s> {
@@ -314,6 +318,7 @@ impl<'s> AlertBook<'s> {
                     status: AlertStatus::Firing,
                     resolved_at: None,
                     silenced_by: None,
+                    resolve_reason: None,
                 };
                 a.silenced_by = self.silenced_in(&tx, &a, now)?;
                 tx.exec(
@@ -352,6 +357,18 @@ impl<'s> AlertBook<'s> {
         group: &[(String, String)],
         at: Timestamp,
     ) -> Result<Option<Alert>> {
+        self.resolve_because(rule, group, at, None)
+    }
+
+    /// [`AlertBook::resolve`], recording `reason` with the alert when the
+    /// resolve is not the engine seeing the condition clear by itself.
+    pub fn resolve_because(
+        &mut self,
+        rule: &str,
+        group: &[(String, String)],
+        at: Timestamp,
+        reason: Option<&str>,
+    ) -> Result<Option<Alert>> {
         let fp = fingerprint(rule, group);
         let tx = self.store.write_tx()?;
         let Some(mut a) = tx
@@ -370,9 +387,11 @@ impl<'s> AlertBook<'s> {
         };
         a.status = AlertStatus::Resolved;
         a.resolved_at = Some(at);
+        a.resolve_reason = reason.map(str::to_string);
         tx.exec(
-            "UPDATE alerts SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
-            params![a.id, at.0],
+            "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolve_reason = ?3
+             WHERE id = ?1",
+            params![a.id, at.0, a.resolve_reason],
         )?;
         tx.commit()?;
         Ok(Some(a))
@@ -649,6 +668,7 @@ struct RawAlert {
     status: String,
     resolved_at: Option<i64>,
     silenced_by: Option<i64>,
+    resolve_reason: Option<String>,
 }
 
 fn raw_alert(r: &Row<'_>) -> rusqlite::Result<RawAlert> {
@@ -669,6 +689,7 @@ fn raw_alert(r: &Row<'_>) -> rusqlite::Result<RawAlert> {
         status: r.get(13)?,
         resolved_at: r.get(14)?,
         silenced_by: r.get(15)?,
+        resolve_reason: r.get(16)?,
     })
 }
 
@@ -694,6 +715,7 @@ impl RawAlert {
             status: AlertStatus::parse(&self.status)?,
             resolved_at: self.resolved_at.map(Timestamp),
             silenced_by: self.silenced_by,
+            resolve_reason: self.resolve_reason,
         })
     }
 }

@@ -315,7 +315,10 @@ impl<'s> Incidents<'s> {
                     now,
                     TimelineKind::Alert,
                     None,
-                    &format!("alert #{} resolved", alert.id),
+                    &match &alert.resolve_reason {
+                        Some(why) => format!("alert #{} resolved ({why})", alert.id),
+                        None => format!("alert #{} resolved", alert.id),
+                    },
                 )?;
                 IncidentChange::Updated(load(&tx, id)?)
             }

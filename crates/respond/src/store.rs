@@ -137,6 +137,9 @@ const MIGRATIONS: &[&str] = &[
         done_by     TEXT,
         PRIMARY KEY (incident_id, idx)
     );",
+    // v4: why an alert resolved, when it was not the engine seeing its
+    // condition clear (its rule removed, its state lost at a restart).
+    "ALTER TABLE alerts ADD COLUMN resolve_reason TEXT;",
 ];
 
 /// An open SQLite database with this crate's schema applied.

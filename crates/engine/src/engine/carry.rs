@@ -106,7 +106,7 @@ impl Engine {
             let kept = old_rs
                 .metrics()
                 .iter()
-                .position(|m| &m.name == name)
+                .position(|m| m.name == *name)
                 .filter(|&j| new_rs.same_metric(i, &old_rs, j))
                 .and_then(|j| old_stores[j].take_if(|o| o.width() == store.width()));
             if let Some(o) = kept {
