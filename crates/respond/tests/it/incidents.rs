@@ -392,3 +392,45 @@ fn escalation_at_the_deadline_boundary_with_manual_clock() {
             .any(|e| e.receiver.is_none() && e.priority == Priority::P4)
     );
 }
+
+#[test]
+fn a_resolve_with_a_reason_records_it_on_the_alert_and_the_timeline() {
+    let store = Store::open_in_memory().unwrap();
+    let mut book = AlertBook::new(&store);
+    let mut inc = Incidents::new(&store, &IncidentConfig::default());
+    let g = [("fields.ip", "192.168.1.100")];
+    let c = fire_p(&mut book, "r", &g, Some(Priority::P3), at(0));
+    let Some(IncidentChange::Opened(i)) = feed(&mut inc, &c, at(0)) else {
+        panic!()
+    };
+    let group = c.alert().group.clone();
+    let why = "state lost at restart; no matching event within the window";
+    let r = book
+        .resolve_because("r", &group, at(5), Some(why))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.resolve_reason.as_deref(), Some(why));
+    // Read back as stored, and shown only when there is one.
+    let stored = book.get(r.id).unwrap().unwrap();
+    assert_eq!(stored.resolve_reason.as_deref(), Some(why));
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap()["resolve_reason"],
+        why
+    );
+    inc.on_alert(&r, secmon_respond::AlertEvent::Resolved, &[], at(5))
+        .unwrap();
+    let d = inc.get(i.id).unwrap().unwrap();
+    let last = d.timeline.last().unwrap();
+    assert_eq!(last.text, format!("alert #{} resolved ({why})", r.id));
+    // A plain resolve has no reason, and none in its JSON.
+    let c = fire_p(&mut book, "r", &g, Some(Priority::P3), at(10));
+    let plain = book.resolve("r", &group, at(11)).unwrap().unwrap();
+    assert_eq!(plain.id, c.alert().id);
+    assert!(plain.resolve_reason.is_none());
+    assert!(
+        serde_json::to_value(&plain)
+            .unwrap()
+            .get("resolve_reason")
+            .is_none()
+    );
+}
