@@ -165,6 +165,9 @@ impl Engine {
                 new.late_events += 1;
             }
         }
+        // The caller's choices about what verdicts carry and what it takes back.
+        new.evidence = old.evidence;
+        new.spent = old.spent.take();
         new.max_time = old.max_time;
         new.latest = old.latest;
         new.events_in = old.events_in;
