@@ -160,7 +160,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         // Batches this thread may hold parsed ahead of the engine: when a
         // parser thread is slow to deliver the next one (descheduled on a
         // busy machine), parsing on alone would buffer the whole input.
-        let ahead = threads * 2 + 2;
+        let ahead = threads + 1;
         loop {
             while let Some(d) = pending.remove(&next) {
                 next += 1;
@@ -494,8 +494,8 @@ const SPENT_SEND: usize = 256;
 /// few hundred lines); the engine thread sends the rest to the parser
 /// threads, which drop what exceeds [`SPARE_MAX`]: the buffers in
 /// circulation stay bounded by the events in flight.
-const SPARE_KEEP: usize = 1024;
-const SPARE_MAX: usize = 4 * SPARE_KEEP;
+const SPARE_KEEP: usize = 512;
+const SPARE_MAX: usize = 2 * SPARE_KEEP;
 
 /// Everything parsing a batch needs, shared by the parser threads and the
 /// engine thread.

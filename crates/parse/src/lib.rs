@@ -121,13 +121,13 @@ impl LineCtx {
     }
 
     /// A cleared buffer for the next event's fields.
-    fn fields(&mut self) -> Fields {
+    fn fields(&mut self, capacity: usize) -> Fields {
         match self.spare.pop() {
             Some(mut f) => {
                 f.retain(|_| false);
                 f
             }
-            None => Fields::with_capacity(12),
+            None => Fields::with_capacity(capacity),
         }
     }
 }
@@ -428,7 +428,9 @@ impl LineParser {
             received: ctx.received,
             source: ctx.source,
             line: ctx.line_no,
-            fields: ctx.fields(),
+            // Projected events keep a handful of fields; buffers are
+            // recycled at their capacity, so it bounds replay's memory.
+            fields: ctx.fields(if self.project.is_some() { 8 } else { 12 }),
             raw: None,
         };
         let matched = match self.format {
