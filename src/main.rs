@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Silences { args, cmd } => commands::manage::silences(args, cmd),
         cli::Command::Notifications { args, cmd } => commands::manage::notifications(args, cmd),
     };
+    telemetry::flush();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -80,6 +80,7 @@ pub fn print_line(line: &str) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+        crate::telemetry::flush();
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -246,6 +246,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             resolved: Default::default(),
             errors: 0,
             taken_over: Default::default(),
+            alert_lines: String::new(),
         },
         shared: shared.clone(),
         store: &store,
@@ -533,6 +534,7 @@ impl EngineLoop<'_> {
             tracing::error!(error = %format!("{e:#}"), "recording notification outcomes failed");
         }
         let committed = self.store.commit_batch();
+        self.sink.write_alert_lines();
         let (queued, requeued) = self.sink.responder.take_queued();
         if committed.is_ok() {
             self.delivery.confirm(seq);
@@ -854,9 +856,24 @@ struct RunSink<'s> {
     /// (see [`EngineLoop::take_over_pending`]); a fire of one drops it, as
     /// the engine then judges it on evidence of its own.
     taken_over: std::collections::HashMap<String, String>,
+    /// Alert lines for stdout, written once per group commit: one `write`
+    /// for a burst of alerts instead of one each.
+    alert_lines: String,
 }
 
 impl RunSink<'_> {
+    fn write_alert_lines(&mut self) {
+        if self.alert_lines.is_empty() {
+            return;
+        }
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        let _ = out
+            .write_all(self.alert_lines.as_bytes())
+            .and_then(|()| out.flush());
+        self.alert_lines.clear();
+    }
+
     fn tick(&mut self, now: Timestamp) {
         if let Err(e) = self.responder.tick(now, &mut self.plan) {
             self.errors += 1;
@@ -896,12 +913,8 @@ impl Sink for RunSink<'_> {
         }
         let line = AlertLine::new(rule, fire).to_json();
         tracing::warn!(event = "secmon.alert_fired", rule = rule.id(), alert = %line, "alert fired");
-        {
-            let stdout = io::stdout();
-            let mut out = stdout.lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
+        self.alert_lines.push_str(&line);
+        self.alert_lines.push('\n');
         if let Err(e) = self
             .responder
             .on_fire(rule, fire, crate::clock::now(), &mut self.plan)

@@ -1,8 +1,10 @@
-//! Delivery: the [`Dispatcher`] holds the resolved receivers and a blocking
-//! HTTP client and delivers one outbox item per call. It is `Sync`: a worker
-//! may call [`Dispatcher::deliver`] from several threads at once (the client
-//! pools keep-alive connections per receiver host), then record the
-//! [`Settlement`]s of a whole round in one transaction.
+//! Delivery: the [`Dispatcher`] holds the resolved receivers and the HTTP
+//! clients and delivers one outbox item per call, blocking
+//! ([`Dispatcher::deliver`], for the CLI and email) or async
+//! ([`Dispatcher::deliver_async`], for the daemon's worker, which keeps many
+//! sends in flight on one thread). It is `Sync`; the clients pool keep-alive
+//! connections per receiver host. Workers record the [`Settlement`]s of many
+//! attempts in one transaction.
 //!
 //! Classification: timeouts, connection errors, 408, 429 and 5xx (and SMTP
 //! transient errors) are retried with exponential backoff and full jitter,
@@ -49,7 +51,9 @@ pub enum Outcome {
 
 pub struct Dispatcher {
     receivers: BTreeMap<String, Receiver>,
-    client: reqwest::blocking::Client,
+    /// Built on first use ([`Dispatcher::blocking_client`]).
+    client: std::sync::OnceLock<std::result::Result<reqwest::blocking::Client, String>>,
+    async_client: reqwest::Client,
     outbox: OutboxConfig,
     footer: String,
     warnings: Vec<String>,
@@ -89,16 +93,18 @@ impl Dispatcher {
             let built = Receiver::build(r, cfg.outbox.timeout, env, &mut warnings)?;
             receivers.insert(r.name().to_string(), built);
         }
-        let client = reqwest::blocking::Client::builder()
-            .timeout(std_dur(cfg.outbox.timeout))
-            .connect_timeout(std_dur(cfg.outbox.timeout.min(Dur::from_secs(10))))
+        let (timeout, connect) = timeouts(cfg.outbox.timeout);
+        let async_client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(connect)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("secmon-notify/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| Error::Config(format!("http client: {}", e.without_url())))?;
         Ok(Dispatcher {
             receivers,
-            client,
+            client: std::sync::OnceLock::new(),
+            async_client,
             outbox: cfg.outbox,
             footer: cfg.footer.clone(),
             warnings,
@@ -154,68 +160,96 @@ impl Dispatcher {
     }
 
     fn send_http(&self, req: &HttpRequest, now: Timestamp) -> DeliveryResult {
-        let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
-            Ok(m) => m,
-            Err(_) => {
-                return DeliveryResult::Permanent {
-                    reason: format!("bad method {}", req.method),
-                };
-            }
+        let client = match self.blocking_client() {
+            Ok(c) => c,
+            Err(reason) => return DeliveryResult::Retry { after: None, reason },
         };
-        let mut b = self.client.request(method, &req.url).body(req.body.clone());
-        for (k, v) in &req.headers {
-            b = b.header(k, v);
-        }
-        let resp = match b.send() {
-            Ok(r) => r,
-            Err(e) => {
-                let kind = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect error"
-                } else {
-                    "request error"
-                };
-                let builder = e.is_builder();
-                let e = e.without_url();
-                let mut reason = format!("{kind}: {e}");
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    reason.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                if builder {
-                    return DeliveryResult::Permanent { reason };
-                }
-                return DeliveryResult::Retry {
-                    after: None,
-                    reason,
-                };
-            }
+        let b = match request_parts(req) {
+            Ok(method) => client.request(method, &req.url).body(req.body.clone()),
+            Err(res) => return res,
         };
-        let status = resp.status();
-        if status.is_success() {
-            return DeliveryResult::Sent;
-        }
-        let after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, now));
-        let mut body = resp.text().unwrap_or_default();
-        if body.len() > 200 {
-            let mut end = 200;
-            while !body.is_char_boundary(end) {
-                end -= 1;
+        let b = req.headers.iter().fold(b, |b, (k, v)| b.header(k, v));
+        match b.send() {
+            Ok(resp) => {
+                let (status, after) = status_and_retry_after(resp.status(), resp.headers(), now);
+                if status.is_success() {
+                    return DeliveryResult::Sent;
+                }
+                classify_status(status, after, resp.text().unwrap_or_default())
             }
-            body.truncate(end);
+            Err(e) => classify_error(e),
         }
-        let reason = format!("HTTP {}: {}", status.as_u16(), body.trim());
-        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            DeliveryResult::Retry { after, reason }
-        } else {
-            DeliveryResult::Permanent { reason }
+    }
+
+    /// Whether `receiver` can only be sent to by blocking
+    /// ([`Dispatcher::deliver`]): email, whose SMTP client is blocking.
+    /// Every other kind is an HTTP request that
+    /// [`Dispatcher::deliver_async`] sends without a thread of its own.
+    pub fn is_blocking(&self, receiver: &str) -> bool {
+        matches!(self.receivers.get(receiver), Some(Receiver::Email(_)))
+    }
+
+    /// [`Dispatcher::deliver`] for an async worker: one event loop can keep
+    /// many sends in flight, where blocking sends need a thread each and a
+    /// hand-off to the blocking client's own runtime per request (at 10,000
+    /// notifications a second, more CPU than the sends themselves). Email
+    /// receivers ([`Dispatcher::is_blocking`]) are sent blocking.
+    pub async fn deliver_async(&self, msg: &Message, now: Timestamp) -> DeliveryResult {
+        let Some(r) = self.receivers.get(&msg.receiver) else {
+            return DeliveryResult::Permanent {
+                reason: format!("unknown receiver {:?}", msg.receiver),
+            };
+        };
+        if matches!(r, Receiver::Email(_)) {
+            return self.deliver(msg, now);
         }
+        let res = match r.render_http(msg, &self.footer) {
+            Ok(req) => self.send_http_async(&req, now).await,
+            Err(e) => DeliveryResult::Permanent {
+                reason: e.to_string(),
+            },
+        };
+        scrub(res, r)
+    }
+
+    async fn send_http_async(&self, req: &HttpRequest, now: Timestamp) -> DeliveryResult {
+        let b = match request_parts(req) {
+            Ok(method) => self
+                .async_client
+                .request(method, &req.url)
+                .body(req.body.clone()),
+            Err(res) => return res,
+        };
+        let b = req.headers.iter().fold(b, |b, (k, v)| b.header(k, v));
+        match b.send().await {
+            Ok(resp) => {
+                let (status, after) = status_and_retry_after(resp.status(), resp.headers(), now);
+                if status.is_success() {
+                    return DeliveryResult::Sent;
+                }
+                classify_status(status, after, resp.text().await.unwrap_or_default())
+            }
+            Err(e) => classify_error(e),
+        }
+    }
+
+    /// The blocking client, built on first use: it starts a runtime thread
+    /// of its own, which a daemon sending through
+    /// [`Dispatcher::deliver_async`] never needs.
+    fn blocking_client(&self) -> std::result::Result<&reqwest::blocking::Client, String> {
+        self.client
+            .get_or_init(|| {
+                let (timeout, connect) = timeouts(self.outbox.timeout);
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(connect)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(USER_AGENT)
+                    .build()
+                    .map_err(|e| format!("http client: {}", e.without_url()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The delay before retry number `attempts + 1`: full jitter over
@@ -300,6 +334,82 @@ impl Dispatcher {
             return Err(Error::UnknownReceiver(receiver.to_string()));
         }
         Ok(self.deliver(&Message::test(receiver, now), now))
+    }
+}
+
+const USER_AGENT: &str = concat!("secmon-notify/", env!("CARGO_PKG_VERSION"));
+
+/// (whole request, connect) timeouts of both clients.
+fn timeouts(timeout: Dur) -> (Duration, Duration) {
+    (
+        std_dur(timeout),
+        std_dur(timeout.min(Dur::from_secs(10))),
+    )
+}
+
+fn request_parts(req: &HttpRequest) -> std::result::Result<reqwest::Method, DeliveryResult> {
+    reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| DeliveryResult::Permanent {
+        reason: format!("bad method {}", req.method),
+    })
+}
+
+fn status_and_retry_after(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    now: Timestamp,
+) -> (reqwest::StatusCode, Option<Dur>) {
+    let after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
+    (status, after)
+}
+
+/// A request that got no answer: a malformed request is permanent,
+/// anything on the way (timeout, connection) is retried. The URL (which may
+/// hold a secret, as a Slack webhook's does) is stripped.
+fn classify_error(e: reqwest::Error) -> DeliveryResult {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else {
+        "request error"
+    };
+    let builder = e.is_builder();
+    let e = e.without_url();
+    let mut reason = format!("{kind}: {e}");
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        reason.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    if builder {
+        DeliveryResult::Permanent { reason }
+    } else {
+        DeliveryResult::Retry {
+            after: None,
+            reason,
+        }
+    }
+}
+
+/// A non-success answer: 5xx, 408 and 429 are retried (at `Retry-After`
+/// when given), other codes are permanent. The body's start goes into the
+/// reason.
+fn classify_status(status: reqwest::StatusCode, after: Option<Dur>, mut body: String) -> DeliveryResult {
+    if body.len() > 200 {
+        let mut end = 200;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
+    let reason = format!("HTTP {}: {}", status.as_u16(), body.trim());
+    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        DeliveryResult::Retry { after, reason }
+    } else {
+        DeliveryResult::Permanent { reason }
     }
 }
 
