@@ -316,9 +316,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|(name, s)| format!("\"{name}\":{:.0}", per_k(*s)))
         .collect();
     println!(
-        "{},\"cpu_ms_per_1k_alerts\":{:.0},\"cpu_ms_per_1k_by_thread\":{{{}}}}}",
+        "{},\"cpu_ms_per_1k_alerts\":{:.0},\"written_kb_per_alert\":{:.1},\"writes_per_alert\":{:.1},\"cpu_ms_per_1k_by_thread\":{{{}}}}}",
         line.trim_end_matches('}'),
         per_k(cpu.total),
+        cpu.wchar / 1024.0 / alerts.max(1) as f64,
+        cpu.syscw / alerts.max(1) as f64,
         threads.join(",")
     );
     Ok(())
@@ -329,6 +331,9 @@ async fn main() -> anyhow::Result<()> {
 #[derive(Default)]
 struct CpuUse {
     total: f64,
+    /// `/proc/PID/io`: bytes written and write calls (files, pipes, sockets).
+    wchar: f64,
+    syscw: f64,
     threads: std::collections::BTreeMap<String, f64>,
 }
 
@@ -337,6 +342,17 @@ impl CpuUse {
         let mut out = CpuUse::default();
         if let Some((_, s)) = stat(&format!("/proc/{pid}/stat")) {
             out.total = s;
+        }
+        if let Ok(io) = std::fs::read_to_string(format!("/proc/{pid}/io")) {
+            for l in io.lines() {
+                let (k, v) = l.split_once(':').unwrap_or_default();
+                let v: f64 = v.trim().parse().unwrap_or(0.0);
+                match k {
+                    "wchar" => out.wchar = v,
+                    "syscw" => out.syscw = v,
+                    _ => {}
+                }
+            }
         }
         if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in dir.flatten() {
@@ -353,6 +369,8 @@ impl CpuUse {
     fn since(&self, before: &CpuUse) -> CpuUse {
         CpuUse {
             total: self.total - before.total,
+            wchar: self.wchar - before.wchar,
+            syscw: self.syscw - before.syscw,
             threads: self
                 .threads
                 .iter()

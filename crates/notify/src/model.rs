@@ -250,6 +250,18 @@ pub fn human_dur(d: Dur) -> String {
     format!("{ms} ms")
 }
 
+/// [`stable_key`] whose first 12 hex digits are `at` (milliseconds since
+/// the epoch), the other 52 the hash's start: as unique and as stable, but
+/// keys made later sort later. The outbox's unique index on the key then
+/// grows at its end, one page for a whole commit's messages, where hashed
+/// keys dirtied a random page of it per message (a write of its own to the
+/// WAL at every commit).
+pub fn time_ordered_key(at: Timestamp, parts: &[&str]) -> String {
+    let hash = stable_key(parts);
+    let ms = at.as_millis().clamp(0, 0xffff_ffff_ffff);
+    format!("{ms:012x}{}", &hash[12..])
+}
+
 /// Hex SHA-256 of the parts, separated so that ("ab","c") != ("a","bc").
 pub fn stable_key(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
@@ -285,5 +297,11 @@ mod tests {
         assert_eq!(human_dur(Dur::from_secs(1)), "1 second");
         assert_ne!(stable_key(&["ab", "c"]), stable_key(&["a", "bc"]));
         assert_eq!(stable_key(&["x"]).len(), 64);
+        let (t1, t2) = (Timestamp(1_700_000_000_000), Timestamp(1_700_000_000_001));
+        let k1 = time_ordered_key(t1, &["b"]);
+        assert_eq!(k1.len(), 64);
+        assert_eq!(k1, time_ordered_key(t1, &["b"]), "stable");
+        assert_ne!(k1, time_ordered_key(t1, &["c"]));
+        assert!(time_ordered_key(t2, &["a"]) > k1, "later sorts later");
     }
 }

@@ -42,7 +42,7 @@ use secmon_core::Timestamp;
 use crate::Result;
 use crate::config::{MatchConfig, NotifyConfig, RateLimitConfig, RouteConfig};
 use crate::digest::Digest;
-use crate::model::{AlertStatus, AlertView, Message, MessageKind, stable_key};
+use crate::model::{AlertStatus, AlertView, Message, MessageKind, time_ordered_key};
 
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -705,7 +705,7 @@ impl Batcher {
                 .map(|a| format!("{}={}", a.fingerprint, a.status.as_str()))
                 .collect();
             parts.extend(states.iter().map(String::as_str));
-            let idempotency_key = stable_key(&parts);
+            let idempotency_key = time_ordered_key(now, &parts);
             out.push(Message {
                 receiver: key.receiver.clone(),
                 idempotency_key,
