@@ -162,7 +162,12 @@ impl Dispatcher {
     fn send_http(&self, req: &HttpRequest, now: Timestamp) -> DeliveryResult {
         let client = match self.blocking_client() {
             Ok(c) => c,
-            Err(reason) => return DeliveryResult::Retry { after: None, reason },
+            Err(reason) => {
+                return DeliveryResult::Retry {
+                    after: None,
+                    reason,
+                };
+            }
         };
         let b = match request_parts(req) {
             Ok(method) => client.request(method, &req.url).body(req.body.clone()),
@@ -341,10 +346,7 @@ const USER_AGENT: &str = concat!("secmon-notify/", env!("CARGO_PKG_VERSION"));
 
 /// (whole request, connect) timeouts of both clients.
 fn timeouts(timeout: Dur) -> (Duration, Duration) {
-    (
-        std_dur(timeout),
-        std_dur(timeout.min(Dur::from_secs(10))),
-    )
+    (std_dur(timeout), std_dur(timeout.min(Dur::from_secs(10))))
 }
 
 fn request_parts(req: &HttpRequest) -> std::result::Result<reqwest::Method, DeliveryResult> {
@@ -397,7 +399,11 @@ fn classify_error(e: reqwest::Error) -> DeliveryResult {
 /// A non-success answer: 5xx, 408 and 429 are retried (at `Retry-After`
 /// when given), other codes are permanent. The body's start goes into the
 /// reason.
-fn classify_status(status: reqwest::StatusCode, after: Option<Dur>, mut body: String) -> DeliveryResult {
+fn classify_status(
+    status: reqwest::StatusCode,
+    after: Option<Dur>,
+    mut body: String,
+) -> DeliveryResult {
     if body.len() > 200 {
         let mut end = 200;
         while !body.is_char_boundary(end) {
