@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::archive::writer::ArchiveMsg;
+use secmon_core::Timestamp;
 
 const MAX_LIMIT: usize = 10_000;
 
@@ -33,24 +34,42 @@ pub struct SearchQuery {
     limit: Option<usize>,
 }
 
-pub async fn search(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    uri: Uri,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<Value>, ApiError> {
+/// What every archive route starts with: the archive thread's queue (or
+/// 503 when the archive is off), now, and the range asked for (`since`
+/// defaults to 24 h ago; no `until` means open-ended).
+fn archive_range(
+    app: &AppState,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<
+    (
+        flume::Sender<ArchiveMsg>,
+        Timestamp,
+        Timestamp,
+        Option<Timestamp>,
+    ),
+    ApiError,
+> {
     let Some(tx) = app.archive.clone() else {
         return Err(ApiError::Unavailable(
             "the archive is disabled (archive.enabled: false)".into(),
         ));
     };
     let now = app.now();
-    let from = super::parse_time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
-    let to = q
-        .until
-        .as_deref()
+    let from = super::parse_time(since.unwrap_or("24h"), now, "since")?;
+    let to = until
         .map(|u| super::parse_time(u, now, "until"))
         .transpose()?;
+    Ok((tx, now, from, to))
+}
+
+pub async fn search(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (tx, _, from, to) = archive_range(&app, q.since.as_deref(), q.until.as_deref())?;
     let expr = q
         .where_
         .as_deref()
@@ -287,19 +306,8 @@ pub async fn counts(
     uri: Uri,
     Query(q): Query<CountsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(tx) = app.archive.clone() else {
-        return Err(ApiError::Unavailable(
-            "the archive is disabled (archive.enabled: false)".into(),
-        ));
-    };
-    let now = app.now();
-    let from = super::parse_time(q.since.as_deref().unwrap_or("24h"), now, "since")?;
-    let to = q
-        .until
-        .as_deref()
-        .map(|u| super::parse_time(u, now, "until"))
-        .transpose()?
-        .unwrap_or(now);
+    let (tx, now, from, to) = archive_range(&app, q.since.as_deref(), q.until.as_deref())?;
+    let to = to.unwrap_or(now);
     if to.0 <= from.0 {
         return Err(ApiError::BadRequest("until must be after since".into()));
     }
